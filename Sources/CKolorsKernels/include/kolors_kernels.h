@@ -1,0 +1,92 @@
+// Hot element-wise helpers for the Kolors engine, written in C so that they can use
+// AVX2/FMA/F16C with runtime dispatch (Swift cannot target CPU features per function).
+// Every function works on plain contiguous float buffers; callers split work across
+// threads. All functions have a portable scalar fallback.
+#ifndef KOLORS_KERNELS_H
+#define KOLORS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// 1 when the AVX2+FMA+F16C paths are in use on this CPU.
+int kk_has_avx2(void);
+/// Forces the scalar paths (1) or re-enables dispatch (0); used by tests.
+void kk_force_scalar(int on);
+
+// ---- dtype conversion -------------------------------------------------------------------
+void kk_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+void kk_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+/// Round to nearest even, like torch's `.half()`.
+void kk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+/// Round to nearest even, like torch's `.bfloat16()`.
+void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+
+// ---- vectorised math (out may equal in) ---------------------------------------------------
+void kk_exp(const float *in, float *out, size_t n);
+/// x * sigmoid(x)
+void kk_silu(const float *in, float *out, size_t n);
+/// Exact GELU: 0.5 x (1 + erf(x / sqrt 2))
+void kk_gelu_erf(const float *in, float *out, size_t n);
+/// GELU with the tanh approximation.
+void kk_gelu_tanh(const float *in, float *out, size_t n);
+/// CLIP's quick GELU: x * sigmoid(1.702 x)
+void kk_quick_gelu(const float *in, float *out, size_t n);
+/// erf(x), for tests.
+void kk_erf(const float *in, float *out, size_t n);
+
+/// GEGLU on rows of width 2*inner: out[r, j] = in[r, j] * gelu_erf(in[r, inner + j]).
+void kk_geglu(const float *in, float *out, size_t rows, size_t inner);
+/// SwiGLU on rows of width 2*inner: out[r, j] = silu(in[r, j]) * in[r, inner + j].
+void kk_swiglu(const float *in, float *out, size_t rows, size_t inner);
+
+/// In-place numerically stable softmax over each row of `cols` values (rows `stride` apart).
+void kk_softmax_rows(float *x, size_t rows, size_t cols, size_t stride);
+
+// ---- normalisation ------------------------------------------------------------------------
+/// LayerNorm over the last dimension; gamma/beta may be NULL.
+void kk_layernorm_rows(const float *in, float *out, size_t rows, size_t cols,
+                       const float *gamma, const float *beta, float eps);
+/// RMSNorm over the last dimension (ChatGLM/T5 style); gamma may be NULL.
+void kk_rmsnorm_rows(const float *in, float *out, size_t rows, size_t cols,
+                     const float *gamma, float eps);
+/// Mean and (biased) variance of n values, accumulated in double.
+void kk_mean_var(const float *x, size_t n, double *mean, double *var);
+/// y = (x - mean) * rstd * gamma[c] + beta[c] over `channels` blocks of `hw` values,
+/// optionally followed by SiLU.  gamma/beta may be NULL.
+void kk_norm_apply_channels(const float *in, float *out, size_t channels, size_t hw,
+                            float mean, float rstd, const float *gamma, const float *beta,
+                            int silu);
+
+// ---- element-wise arithmetic -------------------------------------------------------------
+/// out = a + b
+void kk_add(const float *a, const float *b, float *out, size_t n);
+/// out = a * b
+void kk_mul(const float *a, const float *b, float *out, size_t n);
+/// out = a * s
+void kk_scale(const float *a, float s, float *out, size_t n);
+/// y += a * x
+void kk_axpy(float a, const float *x, float *y, size_t n);
+/// out[r, c] = in[r, c] + bias[c]
+void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t rows, size_t cols);
+
+// ---- image layout helpers ----------------------------------------------------------------
+/// im2col for one image: x [C, H, W] -> cols [C*kh*kw, oh*ow] with zero padding
+/// (top, left, bottom, right may differ: the VAE encoder pads right/bottom only).
+void kk_im2col(const float *x, size_t C, size_t H, size_t W, size_t kh, size_t kw,
+               size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left,
+               size_t oh, size_t ow, float *cols);
+/// Nearest-neighbour resize of [C, H, W] to [C, oh, ow] with torch's rule
+/// src = floor(dst * in / out).
+void kk_upsample_nearest(const float *x, size_t C, size_t H, size_t W,
+                         size_t oh, size_t ow, float *out);
+/// Transpose a [rows, cols] matrix into [cols, rows].
+void kk_transpose(const float *in, float *out, size_t rows, size_t cols);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
