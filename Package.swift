@@ -55,6 +55,7 @@ let package = Package(
         ]),
 
         // ---- tests -----------------------------------------------------------------------
+        .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
         ]),

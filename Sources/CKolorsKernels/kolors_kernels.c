@@ -497,25 +497,30 @@ void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t row
 
 void kk_im2col(const float *x, size_t C, size_t H, size_t W, size_t kh, size_t kw,
                size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left,
-               size_t oh, size_t ow, float *cols) {
-    const size_t npix = oh * ow;
-    for (size_t c = 0; c < C; c++) {
+               size_t oh, size_t ow, size_t oy0, size_t oy1, size_t c0, size_t c1, float *cols) {
+    (void)C;
+    (void)oh;
+    const size_t npix = (oy1 - oy0) * ow;
+    for (size_t c = c0; c < c1; c++) {
         const float *xc = x + c * H * W;
         for (size_t ky = 0; ky < kh; ky++) {
             for (size_t kx = 0; kx < kw; kx++) {
                 float *dst = cols + ((c * kh + ky) * kw + kx) * npix;
-                for (size_t oy = 0; oy < oh; oy++) {
+                for (size_t oy = oy0; oy < oy1; oy++) {
                     long iy = (long)(oy * stride_h + ky) - (long)pad_top;
-                    float *d = dst + oy * ow;
+                    float *d = dst + (oy - oy0) * ow;
                     if (iy < 0 || iy >= (long)H) { memset(d, 0, ow * sizeof(float)); continue; }
                     const float *src = xc + (size_t)iy * W;
                     if (stride_w == 1) {
-                        // contiguous run with zero borders
                         long start = (long)kx - (long)pad_left;  // input x for ox = 0
-                        for (size_t ox = 0; ox < ow; ox++) {
-                            long ix = start + (long)ox;
-                            d[ox] = (ix >= 0 && ix < (long)W) ? src[ix] : 0.0f;
-                        }
+                        size_t ox = 0;
+                        for (; ox < ow && start + (long)ox < 0; ox++) d[ox] = 0.0f;
+                        long limL = (long)W - start;   // first ox whose input is past the right edge
+                        if (limL < 0) limL = 0;
+                        if (limL > (long)ow) limL = (long)ow;
+                        size_t lim = (size_t)limL;
+                        if (lim > ox) { memcpy(d + ox, src + start + (long)ox, (lim - ox) * sizeof(float)); ox = lim; }
+                        for (; ox < ow; ox++) d[ox] = 0.0f;
                     } else {
                         for (size_t ox = 0; ox < ow; ox++) {
                             long ix = (long)(ox * stride_w + kx) - (long)pad_left;

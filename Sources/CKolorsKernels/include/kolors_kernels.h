@@ -74,11 +74,13 @@ void kk_axpy(float a, const float *x, float *y, size_t n);
 void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t rows, size_t cols);
 
 // ---- image layout helpers ----------------------------------------------------------------
-/// im2col for one image: x [C, H, W] -> cols [C*kh*kw, oh*ow] with zero padding
-/// (top, left, bottom, right may differ: the VAE encoder pads right/bottom only).
+/// im2col for output rows [oy0, oy1) of one image: x [C, H, W] -> cols [C*kh*kw, (oy1-oy0)*ow]
+/// with zero padding (bottom/right padding is implied by oh/ow, so the VAE encoder's
+/// right/bottom-only padding is pad_top = pad_left = 0). Channels [c0, c1) only, so callers
+/// can split the work across threads; rows of cols for other channels are left untouched.
 void kk_im2col(const float *x, size_t C, size_t H, size_t W, size_t kh, size_t kw,
                size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left,
-               size_t oh, size_t ow, float *cols);
+               size_t oh, size_t ow, size_t oy0, size_t oy1, size_t c0, size_t c1, float *cols);
 /// Nearest-neighbour resize of [C, H, W] to [C, oh, ow] with torch's rule
 /// src = floor(dst * in / out).
 void kk_upsample_nearest(const float *x, size_t C, size_t H, size_t W,

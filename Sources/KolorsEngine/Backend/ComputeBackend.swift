@@ -1,0 +1,45 @@
+/// Zero padding of a 2-D convolution; the VAE encoder's downsampler pads right/bottom only.
+public struct Padding2D: Sendable, Equatable {
+    public var top: Int, left: Int, bottom: Int, right: Int
+    public init(top: Int, left: Int, bottom: Int, right: Int) {
+        self.top = top; self.left = left; self.bottom = bottom; self.right = right
+    }
+    public static func symmetric(_ p: Int) -> Padding2D { Padding2D(top: p, left: p, bottom: p, right: p) }
+    public static let none = Padding2D.symmetric(0)
+}
+
+/// An additive attention mask.
+public enum AttentionMask: Sendable {
+    /// Added to the scores of every batch item and head: [Lq, Lk].
+    case shared(Tensor)
+    /// One mask per batch item, shared by its heads: [B, Lq, Lk].
+    case perBatch(Tensor)
+}
+
+/// The seam between models and heavy arithmetic. Model code calls these (through the layers)
+/// and never BLAS directly, so a new backend (bf16/int8 on oneDNN) touches no model.
+public protocol ComputeBackend: AnyObject, Sendable {
+    /// Short name for reports, e.g. "fp32-openblas".
+    var name: String { get }
+
+    /// `x[..., K] · Wᵀ + bias` with `W` stored [N, K] (PyTorch Linear layout). Output [..., N].
+    func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor
+
+    /// 2-D convolution, NCHW input [B, Cin, H, W], weight [Cout, Cin, kh, kw].
+    func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor
+
+    /// Scaled dot-product attention. q [B, Lq, H·D], k and v [B, Lk, Hkv·D] with H a multiple
+    /// of Hkv (query head h uses K/V head h / (H/Hkv), as grouped/multi-query attention does).
+    /// Output [B, Lq, H·D]. Memory stays bounded: queries are processed in chunks.
+    func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                   mask: AttentionMask?) -> Tensor
+
+    /// Plain matrix product C[M,N] = A[M,K] · B (B is [K,N], or [N,K] when `transposeB`).
+    func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor
+}
+
+/// The backends this build has.
+public enum Backends {
+    /// float32 on OpenBLAS: the parity path.
+    public static let float32: ComputeBackend = OpenBLASBackend()
+}

@@ -1,0 +1,185 @@
+import CKolorsKernels
+import COpenBLAS
+
+/// float32 compute on OpenBLAS (cblas_sgemm) plus our vectorised C kernels.
+public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
+    public let name = "fp32-openblas"
+
+    /// Rows of a mapped (fp16/bf16) weight converted per GEMM call in `linear`.
+    public var mappedRowChunk = 1024
+    /// Bytes of attention scores held at once per batch item and head.
+    public var attentionScoreBudget = 32 << 20
+    /// Bytes of im2col buffer per convolution call.
+    public var im2colBudget = 64 << 20
+
+    public init() {}
+
+    // MARK: linear
+
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+        precondition(weight.shape.count == 2, "linear weight must be 2-D, got \(weight.shape)")
+        let n = weight.shape[0], k = weight.shape[1]
+        precondition(x.shape.last == k, "linear: input \(x.shape) does not end in \(k)")
+        let m = x.count / k
+        var outShape = x.shape
+        outShape[outShape.count - 1] = n
+        let y = Tensor(shape: outShape, zeroed: false)
+        if let bias {
+            precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
+            // Start from the bias and accumulate (beta = 1).
+            let yp = y.pointer, bp = bias.pointer
+            parallelFor(m, grain: 64) { r in
+                for i in r { (yp + i * n).update(from: bp, count: n) }
+            }
+        }
+        let beta: Float = bias == nil ? 0 : 1
+        switch weight.storage {
+        case .float32(let w):
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
+                        1, x.pointer, Int32(k), w.pointer, Int32(k), beta, y.pointer, Int32(n))
+        case .mapped:
+            // Convert a block of output rows of W at a time and multiply it in.
+            let chunk = max(1, min(n, mappedRowChunk))
+            let scratch = Tensor(shape: [chunk, k], zeroed: false)
+            var r0 = 0
+            while r0 < n {
+                let rows = min(chunk, n - r0)
+                let sp = scratch.pointer
+                parallelFor(rows, grain: 16) { rr in
+                    weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: sp + rr.lowerBound * k)
+                }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(rows), Int32(k),
+                            1, x.pointer, Int32(k), scratch.pointer, Int32(k), beta, y.pointer + r0, Int32(n))
+                r0 += rows
+            }
+        }
+        return y
+    }
+
+    // MARK: matmul
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmul wants 2-D tensors")
+        let m = a.shape[0], k = a.shape[1]
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        precondition((transposeB ? b.shape[1] : b.shape[0]) == k, "matmul: \(a.shape) × \(b.shape)")
+        let c = Tensor(shape: [m, n], zeroed: false)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(k), b.pointer, Int32(b.shape[1]),
+                    0, c.pointer, Int32(n))
+        return c
+    }
+
+    // MARK: conv2d
+
+    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        precondition(x.rank == 4 && weight.shape.count == 4, "conv2d: input \(x.shape), weight \(weight.shape)")
+        let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
+        let oh = (h + padding.top + padding.bottom - kh) / stride + 1
+        let ow = (w + padding.left + padding.right - kw) / stride + 1
+        precondition(oh > 0 && ow > 0, "conv2d: output would be empty for input \(x.shape)")
+        let wf = weight.float32()  // conv weights are small enough to keep float32
+        let y = Tensor(shape: [b, cout, oh, ow], zeroed: false)
+        let kdim = cin * kh * kw
+        let npix = oh * ow
+        let direct = kh == 1 && kw == 1 && stride == 1 && padding == .none
+        // Rows per im2col block, bounded by the buffer budget.
+        let rowsPerBlock = max(1, min(oh, im2colBudget / max(1, kdim * ow * 4)))
+        let cols = direct ? nil : Tensor(shape: [kdim * rowsPerBlock * ow], zeroed: false)
+        for bi in 0..<b {
+            let xb = x.pointer + bi * cin * h * w
+            let yb = y.pointer + bi * cout * npix
+            if let bias {
+                let bp = bias.pointer
+                parallelFor(cout, grain: 8) { r in
+                    for c in r { (yb + c * npix).update(repeating: bp[c], count: npix) }
+                }
+            }
+            let beta: Float = bias == nil ? 0 : 1
+            if direct {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(npix), Int32(cin),
+                            1, wf.pointer, Int32(cin), xb, Int32(npix), beta, yb, Int32(npix))
+                continue
+            }
+            var oy0 = 0
+            while oy0 < oh {
+                let oy1 = min(oh, oy0 + rowsPerBlock)
+                let cp = cols!.pointer
+                let (t, l) = (padding.top, padding.left)
+                parallelFor(cin, grain: 4) { r in
+                    kk_im2col(xb, cin, h, w, kh, kw, stride, stride, t, l, oh, ow, oy0, oy1,
+                              r.lowerBound, r.upperBound, cp)
+                }
+                let blockPix = (oy1 - oy0) * ow
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(blockPix), Int32(kdim),
+                            1, wf.pointer, Int32(kdim), cp, Int32(blockPix), beta, yb + oy0 * ow, Int32(npix))
+                oy0 = oy1
+            }
+        }
+        return y
+    }
+
+    // MARK: attention
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                          mask: AttentionMask?) -> Tensor {
+        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
+        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1]
+        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == lk, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")
+        precondition(heads % kvHeads == 0 && q.shape[2] % heads == 0, "attention: \(heads) heads, \(kvHeads) kv heads")
+        let d = q.shape[2] / heads
+        precondition(k.shape[2] == kvHeads * d && v.shape[2] == kvHeads * d, "attention: k/v width must be \(kvHeads)×\(d)")
+        if let mask {
+            switch mask {
+            case .shared(let m): precondition(m.shape == [lq, lk], "attention: mask \(m.shape) for \(lq)×\(lk)")
+            case .perBatch(let m): precondition(m.shape == [b, lq, lk], "attention: mask \(m.shape) for \(b)×\(lq)×\(lk)")
+            }
+        }
+        let group = heads / kvHeads
+        let qStride = heads * d, kvStride = kvHeads * d
+        let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
+        let chunk = max(1, min(lq, attentionScoreBudget / max(1, lk * 4)))
+        let scores = Tensor(shape: [chunk * lk], zeroed: false)
+        let sp = scores.pointer
+        for bi in 0..<b {
+            let qb = q.pointer + bi * lq * qStride
+            let kb = k.pointer + bi * lk * kvStride
+            let vb = v.pointer + bi * lk * kvStride
+            let ob = out.pointer + bi * lq * qStride
+            let maskBase: UnsafeMutablePointer<Float>? = switch mask {
+            case .shared(let m): m.pointer
+            case .perBatch(let m): m.pointer + bi * lq * lk
+            case nil: nil
+            }
+            for h in 0..<heads {
+                let kvh = h / group
+                var q0 = 0
+                while q0 < lq {
+                    let rows = min(chunk, lq - q0)
+                    // S = scale · Q_h K_hᵀ
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(lk), Int32(d),
+                                scale, qb + q0 * qStride + h * d, Int32(qStride), kb + kvh * d, Int32(kvStride),
+                                0, sp, Int32(lk))
+                    let q0c = q0
+                    parallelFor(rows, grain: 16) { r in
+                        if let maskBase {
+                            for i in r {
+                                let mrow = maskBase + (q0c + i) * lk
+                                let srow = sp + i * lk
+                                for j in 0..<lk { srow[j] += mrow[j] }
+                            }
+                        }
+                        kk_softmax_rows(sp + r.lowerBound * lk, r.count, lk, lk)
+                    }
+                    // O_h = S · V_h
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(lk),
+                                1, sp, Int32(lk), vb + kvh * d, Int32(kvStride), 0, ob + q0 * qStride + h * d, Int32(qStride))
+                    q0 += rows
+                }
+            }
+        }
+        return out
+    }
+}

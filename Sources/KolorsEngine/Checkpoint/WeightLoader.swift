@@ -1,0 +1,107 @@
+import Foundation
+
+/// How a model keeps its large weights.
+public enum WeightResidency: Sendable {
+    /// Converted to float32 once at load.
+    case float32
+    /// Left memory-mapped in the stored dtype, converted piecewise when used.
+    case mapped
+}
+
+/// Hands a model constructor its parameters by diffusers name, checking each shape against
+/// what the configuration implies, and remembering which tensors were used so that leftovers
+/// can be reported. Error messages name the component, file, tensor, expected and found shape.
+public final class WeightLoader: @unchecked Sendable {
+    public let component: String
+    public let archive: SafetensorsArchive
+    public let residency: WeightResidency
+    /// Maps a diffusers name to the names it may be stored under (first match wins).
+    private let aliases: (String) -> [String]
+    private var used: Set<String> = []
+    private let lock = NSLock()
+
+    public init(component: String, archive: SafetensorsArchive, residency: WeightResidency = .float32,
+                aliases: @escaping (String) -> [String] = { [$0] }) {
+        self.component = component
+        self.archive = archive
+        self.residency = residency
+        self.aliases = aliases
+    }
+
+    /// The stored name for `name`, if any.
+    public func storedName(_ name: String) -> String? {
+        aliases(name).first { archive.contains($0) }
+    }
+
+    public func contains(_ name: String) -> Bool { storedName(name) != nil }
+
+    private func locate(_ name: String, shape: [Int]) throws -> MappedTensor {
+        guard let stored = storedName(name) else {
+            let files = archive.files.map { ($0.path as NSString).lastPathComponent }.joined(separator: ", ")
+            throw CheckpointError("\(component): tensor '\(name)' (shape \(shape)) is missing from \(files)")
+        }
+        let m = try archive.mapped(stored)
+        let file = (m.file.path as NSString).lastPathComponent
+        // Accept trailing singleton dimensions (old VAE attention weights are stored [C, C, 1, 1]).
+        let found = m.shape
+        let squeezedFound = Array(found.reversed().drop { $0 == 1 }.reversed())
+        let squeezedWanted = Array(shape.reversed().drop { $0 == 1 }.reversed())
+        guard found == shape || (squeezedFound == squeezedWanted && m.count == shape.reduce(1, *)) else {
+            throw CheckpointError("\(component): \(file): tensor '\(stored)' has shape \(found), but the config implies \(shape)")
+        }
+        guard m.dtype.isConvertibleToFloat else {
+            throw CheckpointError("\(component): \(file): tensor '\(stored)' has dtype \(m.dtype.rawValue), which is not a float type")
+        }
+        lock.lock(); used.insert(stored); lock.unlock()
+        return m
+    }
+
+    /// A (possibly large) weight, resident or mapped per `residency`.
+    public func weight(_ name: String, shape: [Int], residency: WeightResidency? = nil) throws -> Weight {
+        let m = try locate(name, shape: shape)
+        switch residency ?? self.residency {
+        case .mapped where m.dtype != .f64 && m.dtype != .i64 && m.dtype != .i32:
+            return Weight(mapped: m)
+        default:
+            return Weight(try m.toFloat32().reshaped(shape))
+        }
+    }
+
+    /// A float32 tensor (biases, norm affines, small tables).
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        try locate(name, shape: shape).toFloat32().reshaped(shape)
+    }
+
+    /// `tensor` if present, nil if absent (a wrong shape still throws).
+    public func optionalTensor(_ name: String, shape: [Int]) throws -> Tensor? {
+        contains(name) ? try tensor(name, shape: shape) : nil
+    }
+
+    /// Marks a stored tensor as deliberately unused (e.g. ChatGLM's output_layer).
+    public func ignore(_ name: String) {
+        if let s = storedName(name) { lock.lock(); used.insert(s); lock.unlock() }
+    }
+
+    /// Stored tensors no constructor asked for.
+    public var unusedNames: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return archive.names.filter { !used.contains($0) }
+    }
+
+    /// A view with a name prefix (`"down_blocks.0."`).
+    public func scope(_ prefix: String) -> WeightScope { WeightScope(loader: self, prefix: prefix) }
+}
+
+/// A `WeightLoader` with a name prefix, so that model code reads like the diffusers tree.
+public struct WeightScope: Sendable {
+    public let loader: WeightLoader
+    public let prefix: String
+
+    public func scope(_ name: String) -> WeightScope { WeightScope(loader: loader, prefix: prefix + name + ".") }
+    public func weight(_ name: String, shape: [Int]) throws -> Weight { try loader.weight(prefix + name, shape: shape) }
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor { try loader.tensor(prefix + name, shape: shape) }
+    public func optionalTensor(_ name: String, shape: [Int]) throws -> Tensor? {
+        try loader.optionalTensor(prefix + name, shape: shape)
+    }
+    public func contains(_ name: String) -> Bool { loader.contains(prefix + name) }
+}

@@ -1,0 +1,56 @@
+/// A parameter tensor as the model holds it: either resident float32, or left in the
+/// memory-mapped checkpoint in its stored dtype (fp16/bf16/fp32) and converted piecewise when
+/// used, so a 6B-parameter text encoder never needs a float32 copy of itself.
+public final class Weight: @unchecked Sendable {
+    public enum Storage {
+        case float32(Tensor)
+        case mapped(MappedTensor)
+    }
+
+    public let shape: [Int]
+    public let storage: Storage
+
+    public init(_ tensor: Tensor) {
+        shape = tensor.shape
+        storage = .float32(tensor)
+    }
+
+    public init(mapped: MappedTensor) {
+        shape = mapped.shape
+        storage = .mapped(mapped)
+    }
+
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The resident float32 tensor, if this weight is resident.
+    public var residentFloat32: Tensor? {
+        if case .float32(let t) = storage { return t }
+        return nil
+    }
+
+    /// Float32 values: the resident tensor itself, or a fresh converted copy.
+    public func float32() -> Tensor {
+        switch storage {
+        case .float32(let t): return t
+        case .mapped(let m): return (try? m.toFloat32()) ?? Tensor(shape: shape)
+        }
+    }
+
+    /// Converts rows `rows` of the leading dimension into `dst` (row-major, float32).
+    public func convertRows(_ rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let inner = shape.dropFirst().reduce(1, *)
+        switch storage {
+        case .float32(let t):
+            dst.update(from: t.pointer + rows.lowerBound * inner, count: rows.count * inner)
+        case .mapped(let m):
+            m.convert(elements: rows.lowerBound * inner, count: rows.count * inner, into: dst)
+        }
+    }
+
+    /// Bytes this weight keeps in process memory (mapped weights count as 0: the page cache
+    /// holds them and the kernel may drop them).
+    public var residentBytes: Int {
+        if case .float32(let t) = storage { return t.count * 4 }
+        return 0
+    }
+}
