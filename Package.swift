@@ -42,6 +42,7 @@ let package = Package(
         // ---- engine and models -----------------------------------------------------------
         .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CKolorsKernels"],
                 swiftSettings: optimised),
+        .target(name: "KolorsModels", dependencies: ["KolorsEngine"], swiftSettings: optimised),
         .target(name: "KolorsImageIO", dependencies: ["CKolorsPNG", "CLibPNG"],
                 swiftSettings: optimised),
 
@@ -56,6 +57,7 @@ let package = Package(
 
         // ---- tests -----------------------------------------------------------------------
         .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
+        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine"], swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
         ]),

@@ -1,0 +1,93 @@
+import Foundation
+import KolorsEngine
+
+/// What Kolors takes from the text encoder for a batch of prompts.
+public struct TextEncoding: Sendable {
+    /// `hidden_states[-2]`: the input of the last GLM layer, [B, 256, hidden], pad rows included.
+    public let promptEmbeds: Tensor
+    /// The last position of the last layer's output (before the final norm), [B, hidden].
+    public let pooled: Tensor
+}
+
+/// Mirrors diffusers' vendored `ChatGLMModel` (ChatGLM3-6B) as `KolorsPipeline.encode_prompt`
+/// uses it. Large matrices stay memory-mapped in their stored dtype and are converted block by
+/// block inside each matrix product, so the 6B model runs in a few GiB; `output_layer` and the
+/// final norm are never loaded.
+public final class ChatGLMModel: @unchecked Sendable {
+    public let config: ChatGLMConfig
+    let wordEmbeddings: Weight
+    let layers: [GLMBlock]
+    public let unusedWeights: [String]
+
+    public init(config: ChatGLMConfig, weights: WeightLoader, backend: ComputeBackend = Backends.float32) throws {
+        try config.validate()
+        self.config = config
+        let w = weights.scope("")
+        wordEmbeddings = try w.loader.weight("embedding.word_embeddings.weight",
+                                             shape: [config.paddedVocabSize, config.hiddenSize], residency: .mapped)
+        layers = try (0..<config.numLayers).map {
+            try GLMBlock(w.scope("encoder.layers.\($0)"), config: config, backend: backend)
+        }
+        // Present in every checkpoint, never needed by Kolors.
+        weights.ignore("output_layer.weight")
+        weights.ignore("encoder.final_layernorm.weight")
+        weights.ignore("rotary_pos_emb.inv_freq")
+        unusedWeights = weights.unusedNames
+    }
+
+    /// Loads `text_encoder/` of a diffusers folder; large weights stay mapped by default.
+    public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16,
+                            residency: WeightResidency = .mapped,
+                            backend: ComputeBackend = Backends.float32) throws -> ChatGLMModel {
+        let config = try model.config("text_encoder", as: ChatGLMConfig.self)
+        let loader = WeightLoader(component: "text_encoder", archive: try model.weights("text_encoder", variant: variant),
+                                  residency: residency, aliases: ChatGLMConfig.weightAliases)
+        return try ChatGLMModel(config: config, weights: loader, backend: backend)
+    }
+
+    /// The attention mask ChatGLM builds: plain causal when nothing is padded; otherwise real
+    /// queries see real keys up to themselves and pad queries see every key.
+    static func mask(_ attentionMask: [[Int]]) -> AttentionMask {
+        let b = attentionMask.count, s = attentionMask[0].count
+        if attentionMask.allSatisfy({ $0.allSatisfy { $0 != 0 } }) {
+            let m = Tensor(shape: [s, s], zeroed: true)
+            for q in 0..<s { for k in (q + 1)..<max(q + 1, s) { m.pointer[q * s + k] = -.infinity } }
+            return .shared(m)
+        }
+        let m = Tensor(shape: [b, s, s], zeroed: true)
+        for bi in 0..<b {
+            let am = attentionMask[bi]
+            for q in 0..<s where am[q] != 0 {
+                let row = m.pointer + (bi * s + q) * s
+                for k in 0..<s where k > q || am[k] == 0 { row[k] = -.infinity }
+            }
+        }
+        return .perBatch(m)
+    }
+
+    /// Runs the encoder on tokenized prompts (ids, mask and positions as the tokenizer returns
+    /// them). `probe` receives every hidden state (`hidden_states.<i>`, [B, S, hidden]).
+    public func encode(inputIds: [[Int]], attentionMask: [[Int]], positionIds: [[Int]],
+                       cancel: CancellationToken? = nil,
+                       probe: ((String, Tensor) -> Void)? = nil) throws -> TextEncoding {
+        let b = inputIds.count, s = inputIds[0].count
+        precondition(attentionMask.count == b && positionIds.count == b, "batch sizes differ")
+        let hidden = config.hiddenSize
+        var x = embeddingLookup(wordEmbeddings, ids: inputIds.flatMap { $0 }).reshaped([b, s, hidden])
+        probe?("hidden_states.0", x)
+        let (cos, sin) = rotaryTables(positions: positionIds.flatMap { $0 }, rotaryDim: config.rotaryDim)
+        let mask = ChatGLMModel.mask(attentionMask)
+        var penultimate = x
+        for (i, layer) in layers.enumerated() {
+            try cancel?.check()
+            if i == layers.count - 1 { penultimate = x }
+            x = layer(x, cos: cos, sin: sin, mask: mask)
+            probe?("hidden_states.\(i + 1)", x)
+        }
+        let pooled = Tensor(shape: [b, hidden], zeroed: false)
+        for bi in 0..<b {
+            (pooled.pointer + bi * hidden).update(from: x.pointer + (bi * s + s - 1) * hidden, count: hidden)
+        }
+        return TextEncoding(promptEmbeds: penultimate, pooled: pooled)
+    }
+}

@@ -1,0 +1,47 @@
+import KolorsEngine
+
+/// Mirrors diffusers `Attention` with `AttnProcessor2_0`: q/k/v projections, multi-head
+/// scaled-dot-product attention (scale 1/√head_dim), output projection `to_out.0`.
+/// For the VAE it also owns a GroupNorm and the residual connection.
+public final class Attention: @unchecked Sendable {
+    public let toQ: Linear
+    public let toK: Linear
+    public let toV: Linear
+    public let toOut: Linear
+    public let heads: Int
+    public let headDim: Int
+    let groupNorm: GroupNorm?
+    let backend: ComputeBackend
+
+    public init(_ w: WeightScope, queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int,
+                qkvBias: Bool = false, groupNorm: (groups: Int, eps: Float)? = nil, backend: ComputeBackend) throws {
+        let inner = heads * headDim
+        toQ = try Linear(w.scope("to_q"), in: queryDim, out: inner, bias: qkvBias, backend: backend)
+        toK = try Linear(w.scope("to_k"), in: contextDim ?? queryDim, out: inner, bias: qkvBias, backend: backend)
+        toV = try Linear(w.scope("to_v"), in: contextDim ?? queryDim, out: inner, bias: qkvBias, backend: backend)
+        toOut = try Linear(w.scope("to_out.0"), in: inner, out: queryDim, bias: true, backend: backend)
+        self.groupNorm = try groupNorm.map { try GroupNorm(w.scope("group_norm"), groups: $0.groups, channels: queryDim, eps: $0.eps) }
+        self.heads = heads
+        self.headDim = headDim
+        self.backend = backend
+    }
+
+    public var scale: Float { 1 / Float(headDim).squareRoot() }
+
+    /// Attention over token sequences: x [B, L, C], context [B, Lc, Cc] (self-attention when nil).
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil) -> Tensor {
+        let ctx = context ?? x
+        let q = toQ(x), k = toK(ctx), v = toV(ctx)
+        return toOut(backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil))
+    }
+
+    /// The VAE mid-block form: NCHW in and out, GroupNorm first, residual added.
+    public func spatial(_ x: Tensor) -> Tensor {
+        let (h, w) = (x.shape[2], x.shape[3])
+        let normed = groupNorm.map { $0(x) } ?? x
+        let tokens = nchwToTokens(normed)
+        let out = tokensToNCHW(self(tokens), height: h, width: w)
+        addInPlace(out, x)
+        return out
+    }
+}

@@ -1,0 +1,170 @@
+import KolorsEngine
+
+/// Mirrors diffusers `UNet2DConditionModel` in the configurations Kolors uses (SDXL layout:
+/// `text_time` added conditioning, optional `text_proj` encoder_hid_proj), config-driven.
+public final class UNet2DConditionModel: @unchecked Sendable {
+    public let config: UNet2DConditionConfig
+    let convIn: Conv2d
+    let timeEmbedding: TimestepEmbedding
+    let addEmbedding: TimestepEmbedding?
+    public let encoderHidProj: Linear?
+    public let downBlocks: [UNetDownBlock]
+    public let midBlock: UNetMidBlock2DCrossAttn?
+    public let upBlocks: [UNetUpBlock]
+    let convNormOut: GroupNorm
+    let convOut: Conv2d
+    /// Tensors in the checkpoint that no layer used (reported by `kolors info`).
+    public let unusedWeights: [String]
+
+    public init(config: UNet2DConditionConfig, weights: WeightLoader, backend: ComputeBackend = Backends.float32) throws {
+        try config.validate()
+        self.config = config
+        let w = weights.scope("")
+        let ch = config.blockOutChannels
+        let levels = config.levels
+        let temb = config.timeEmbedDim
+        let heads = config.headsPerLevel, layers = config.layersPerLevel, depth = config.transformerDepthPerLevel
+        let ctxDim = config.contextDim
+        let g = config.normNumGroups, eps = config.normEps
+
+        convIn = try Conv2d(w.scope("conv_in"), in: config.inChannels, out: ch[0], kernel: config.convInKernel,
+                            padding: .symmetric((config.convInKernel - 1) / 2), backend: backend)
+        timeEmbedding = try TimestepEmbedding(w.scope("time_embedding"), inChannels: ch[0], timeEmbedDim: temb, backend: backend)
+        if config.additionEmbedType == "text_time", let dim = config.projectionClassEmbeddingsInputDim {
+            addEmbedding = try TimestepEmbedding(w.scope("add_embedding"), inChannels: dim, timeEmbedDim: temb, backend: backend)
+        } else {
+            addEmbedding = nil
+        }
+        if config.encoderHidDimType == "text_proj", let hid = config.encoderHidDim {
+            encoderHidProj = try Linear(w.scope("encoder_hid_proj"), in: hid, out: ctxDim, bias: true, backend: backend)
+        } else {
+            encoderHidProj = nil
+        }
+
+        var down: [UNetDownBlock] = []
+        var output = ch[0]
+        for i in 0..<levels {
+            let input = output
+            output = ch[i]
+            let spec = LevelSpec(inChannels: input, outChannels: output, prevOutChannels: 0, layers: layers[i],
+                                 heads: heads[i], depth: depth[i], contextDim: ctxDim, tembChannels: temb, groups: g,
+                                 eps: eps, linearProjection: config.useLinearProjection, resample: i < levels - 1,
+                                 downsamplePadding: config.downsamplePadding)
+            let scope = w.scope("down_blocks.\(i)")
+            down.append(config.downBlockTypes[i] == "CrossAttnDownBlock2D"
+                        ? try CrossAttnDownBlock2D(scope, spec, backend: backend)
+                        : try DownBlock2D(scope, spec, backend: backend))
+        }
+        downBlocks = down
+
+        if config.midBlockType != nil {
+            midBlock = try UNetMidBlock2DCrossAttn(
+                w.scope("mid_block"), channels: ch[levels - 1], heads: heads[levels - 1], depth: depth[levels - 1],
+                contextDim: ctxDim, tembChannels: temb, groups: g, eps: eps, outputScaleFactor: config.midBlockScaleFactor,
+                linearProjection: config.useLinearProjection, backend: backend)
+        } else {
+            midBlock = nil
+        }
+
+        let rch = Array(ch.reversed()), rheads = Array(heads.reversed()), rlayers = Array(layers.reversed())
+        let rdepth = config.reverseTransformerLayersPerBlock ?? Array(depth.reversed())
+        var up: [UNetUpBlock] = []
+        output = rch[0]
+        for i in 0..<levels {
+            let prev = output
+            output = rch[i]
+            let input = rch[min(i + 1, levels - 1)]
+            let spec = LevelSpec(inChannels: input, outChannels: output, prevOutChannels: prev, layers: rlayers[i] + 1,
+                                 heads: rheads[i], depth: rdepth[i], contextDim: ctxDim, tembChannels: temb, groups: g,
+                                 eps: eps, linearProjection: config.useLinearProjection, resample: i < levels - 1,
+                                 downsamplePadding: 0)
+            let scope = w.scope("up_blocks.\(i)")
+            up.append(config.upBlockTypes[i] == "CrossAttnUpBlock2D"
+                      ? try CrossAttnUpBlock2D(scope, spec, backend: backend)
+                      : try UpBlock2D(scope, spec, backend: backend))
+        }
+        upBlocks = up
+
+        convNormOut = try GroupNorm(w.scope("conv_norm_out"), groups: g, channels: ch[0], eps: eps)
+        convOut = try Conv2d(w.scope("conv_out"), in: ch[0], out: config.outChannels, kernel: config.convOutKernel,
+                             padding: .symmetric((config.convOutKernel - 1) / 2), backend: backend)
+        unusedWeights = weights.unusedNames
+    }
+
+    /// Loads `unet/` of a diffusers folder.
+    public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16,
+                            residency: WeightResidency = .float32, backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
+        let config = try model.config("unet", as: UNet2DConditionConfig.self)
+        let loader = WeightLoader(component: "unet", archive: try model.weights("unet", variant: variant), residency: residency)
+        return try UNet2DConditionModel(config: config, weights: loader, backend: backend)
+    }
+
+    /// Predicts the noise for `sample` [B, C, h, w] at `timesteps` (one value for the batch, or
+    /// one per item), with `encoderHiddenStates` [B, L, encoder_hid_dim] (or cross-attention
+    /// width without encoder_hid_proj), and SDXL micro-conditioning `textEmbeds` [B, pooled]
+    /// and `timeIds` [B, 6]. `probe` receives named intermediates for bisecting.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
+                               textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
+                               cancel: CancellationToken? = nil,
+                               probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
+        let b = sample.shape[0]
+        precondition(timesteps.count == 1 || timesteps.count == b, "one timestep or one per batch item")
+        let ts = timesteps.count == 1 ? Array(repeating: timesteps[0], count: b) : timesteps
+
+        // 1. time (+ added) embedding
+        let tproj = timestepEmbedding(ts, dim: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
+                                      downscaleFreqShift: Float(config.freqShift))
+        let emb = timeEmbedding(tproj)
+        if let addEmbedding {
+            guard let textEmbeds, let timeIds, let tdim = config.additionTimeEmbedDim else {
+                preconditionFailure("text_time conditioning needs text_embeds and time_ids")
+            }
+            let ids = timeIds.values
+            let idEmb = timestepEmbedding(ids, dim: tdim, flipSinToCos: config.flipSinToCos,
+                                          downscaleFreqShift: Float(config.freqShift)).reshaped([b, -1])
+            let addInput = concat([textEmbeds.reshaped([b, -1]), idEmb], dim: 1)
+            addInPlace(emb, addEmbedding(addInput))
+        }
+        probe?("emb", emb)
+        let siluTemb = silu(emb)
+
+        // 2. context
+        let context = encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates
+        probe?("encoder_hid_proj", context)
+
+        // 3. down
+        var h = convIn(sample)
+        var skips: [Tensor] = [h]
+        for (i, block) in downBlocks.enumerated() {
+            try cancel?.check()
+            let (out, s) = try block(h, siluTemb: siluTemb, context: context, cancel: cancel)
+            h = out
+            skips.append(contentsOf: s)
+            probe?("down_blocks.\(i)", h)
+        }
+
+        // 4. mid
+        if let midBlock {
+            try cancel?.check()
+            h = try midBlock(h, siluTemb: siluTemb, context: context, cancel: cancel)
+            probe?("mid_block", h)
+        }
+
+        // 5. up (explicit upsample sizes when the latent is not a multiple of 2^upsamplers)
+        let factor = 1 << upBlocks.filter(\.hasUpsampler).count
+        let forwardSize = sample.shape[2] % factor != 0 || sample.shape[3] % factor != 0
+        for (i, block) in upBlocks.enumerated() {
+            try cancel?.check()
+            let n = block.resnetCount
+            let mine = Array(skips.suffix(n))
+            skips.removeLast(n)
+            var size: (Int, Int)?
+            if forwardSize, block.hasUpsampler, let next = skips.last { size = (next.shape[2], next.shape[3]) }
+            h = try block(h, skips: mine, siluTemb: siluTemb, context: context, upsampleSize: size, cancel: cancel)
+            probe?("up_blocks.\(i)", h)
+        }
+
+        // 6. out
+        return convOut(convNormOut(h, silu: true))
+    }
+}
