@@ -60,8 +60,9 @@ public struct DiffusersModel: Sendable {
     }
 
     /// The weight files of a component, resolved in this order (for `.fp16`):
-    /// `<base>.fp16.safetensors`, `<base>.safetensors`, `<base>.safetensors.index.fp16.json`
-    /// (shards `<base>.fp16-0000N-of-0000M.safetensors`), `<base>.safetensors.index.json`;
+    /// `<base>.fp16.safetensors`, the fp16 shards of `<base>.safetensors.index.fp16.json`
+    /// (`<base>.fp16-0000N-of-0000M.safetensors`), then the plain `<base>.safetensors` and
+    /// `<base>.safetensors.index.json`, so an fp16 variant wins whether it is sharded or not;
     /// `.full` tries the plain files first. Pickle `.bin` files are never loaded.
     public func weightLocation(_ component: String, variant: WeightVariant = .fp16) throws -> WeightLocation {
         let dir = directory(of: component)
@@ -72,7 +73,7 @@ public struct DiffusersModel: Sendable {
         for base in ["diffusion_pytorch_model", "model"] {
             let single = ["\(base).fp16.safetensors", "\(base).safetensors"]
             let index = ["\(base).safetensors.index.fp16.json", "\(base).safetensors.index.json"]
-            let order = variant == .fp16 ? [single[0], single[1], index[0], index[1]]
+            let order = variant == .fp16 ? [single[0], index[0], single[1], index[1]]
                                          : [single[1], index[1], single[0], index[0]]
             for name in order {
                 let path = dir + "/" + name

@@ -18,7 +18,18 @@ public final class WeightLoader: @unchecked Sendable {
     /// Maps a diffusers name to the names it may be stored under (first match wins).
     private let aliases: (String) -> [String]
     private var used: Set<String> = []
+    private var converted = 0
     private let lock = NSLock()
+
+    /// Bytes of float32 copies made so far (mapped weights count nothing).
+    public var residentBytes: Int {
+        lock.lock(); defer { lock.unlock() }
+        return converted
+    }
+
+    private func noteConverted(_ elements: Int) {
+        lock.lock(); converted += elements * 4; lock.unlock()
+    }
 
     public init(component: String, archive: SafetensorsArchive, residency: WeightResidency = .float32,
                 aliases: @escaping (String) -> [String] = { [$0] }) {
@@ -63,13 +74,16 @@ public final class WeightLoader: @unchecked Sendable {
         case .mapped where m.dtype != .f64 && m.dtype != .i64 && m.dtype != .i32:
             return Weight(mapped: m)
         default:
+            noteConverted(m.count)
             return Weight(try m.toFloat32().reshaped(shape))
         }
     }
 
     /// A float32 tensor (biases, norm affines, small tables).
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
-        try locate(name, shape: shape).toFloat32().reshaped(shape)
+        let m = try locate(name, shape: shape)
+        noteConverted(m.count)
+        return try m.toFloat32().reshaped(shape)
     }
 
     /// `tensor` if present, nil if absent (a wrong shape still throws).

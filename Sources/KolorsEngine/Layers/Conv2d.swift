@@ -17,12 +17,12 @@ public final class Conv2d: @unchecked Sendable {
         self.backend = backend
     }
 
-    /// Loads `<scope>.weight` [out, in, k, k] and `<scope>.bias` [out] (always float32: convolution
-    /// weights are small next to the linear layers).
+    /// Loads `<scope>.weight` [out, in, k, k] (resident or mapped, as the loader says; a mapped
+    /// kernel is converted when used) and `<scope>.bias` [out].
     public convenience init(_ w: WeightScope, in inChannels: Int, out outChannels: Int, kernel: Int,
                             stride: Int = 1, padding: Padding2D, bias: Bool = true,
                             backend: ComputeBackend = Backends.float32) throws {
-        let weight = Weight(try w.tensor("weight", shape: [outChannels, inChannels, kernel, kernel]))
+        let weight = try w.weight("weight", shape: [outChannels, inChannels, kernel, kernel])
         let b = bias ? try w.tensor("bias", shape: [outChannels]) : nil
         self.init(weight: weight, bias: b, stride: stride, padding: padding, backend: backend)
     }

@@ -91,9 +91,10 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         unusedWeights = weights.unusedNames
     }
 
-    /// Loads `unet/` of a diffusers folder.
+    /// Loads `unet/` of a diffusers folder. By default the weights stay memory-mapped in their
+    /// stored dtype (fp16 for Kolors) and are converted block by block when used.
     public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16,
-                            residency: WeightResidency = .float32, backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
+                            residency: WeightResidency = .mapped, backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
         let config = try model.config("unet", as: UNet2DConditionConfig.self)
         let loader = WeightLoader(component: "unet", archive: try model.weights("unet", variant: variant), residency: residency)
         return try UNet2DConditionModel(config: config, weights: loader, backend: backend)

@@ -48,10 +48,11 @@ public final class AutoencoderKL: @unchecked Sendable {
     }
 
     public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16, encoder: Bool = true,
-                            decoder: Bool = true, backend: ComputeBackend = Backends.float32) throws -> AutoencoderKL {
+                            decoder: Bool = true, residency: WeightResidency = .float32,
+                            backend: ComputeBackend = Backends.float32) throws -> AutoencoderKL {
         let config = try model.config("vae", as: AutoencoderKLConfig.self)
         let loader = WeightLoader(component: "vae", archive: try model.weights("vae", variant: variant),
-                                  aliases: AutoencoderKLConfig.weightAliases)
+                                  residency: residency, aliases: AutoencoderKLConfig.weightAliases)
         return try AutoencoderKL(config: config, weights: loader, encoder: encoder, decoder: decoder, backend: backend)
     }
 
