@@ -43,6 +43,8 @@ let package = Package(
         .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CKolorsKernels"],
                 swiftSettings: optimised),
         .target(name: "KolorsModels", dependencies: ["KolorsEngine"], swiftSettings: optimised),
+        .target(name: "KolorsPipelines", dependencies: ["KolorsModels", "KolorsEngine", "KolorsImageIO"],
+                swiftSettings: optimised),
         .target(name: "KolorsImageIO", dependencies: ["CKolorsPNG", "CLibPNG"],
                 swiftSettings: optimised),
 
@@ -57,6 +59,8 @@ let package = Package(
 
         // ---- tests -----------------------------------------------------------------------
         .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
+        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsModels", "KolorsEngine"],
+                    swiftSettings: optimised),
         .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine"], swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
