@@ -42,6 +42,7 @@ let package = Package(
         // ---- engine and models -----------------------------------------------------------
         .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CKolorsKernels"],
                 swiftSettings: optimised),
+        .target(name: "KolorsModels", dependencies: ["KolorsEngine"], swiftSettings: optimised),
         .target(name: "KolorsImageIO", dependencies: ["CKolorsPNG", "CLibPNG"],
                 swiftSettings: optimised),
 
@@ -50,7 +51,7 @@ let package = Package(
 
         // ---- the executable --------------------------------------------------------------
         .executableTarget(name: "kolors", dependencies: [
-            "KolorsEngine", "KolorsImageIO", "KolorsTerminal",
+            "KolorsEngine", "KolorsModels", "KolorsImageIO", "KolorsTerminal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -58,5 +59,6 @@ let package = Package(
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
         ]),
+        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels"]),
     ]
 )
