@@ -94,7 +94,7 @@ struct SentencePieceModelTests {
         #expect(throws: SentencePieceError.self) { try SentencePieceProcessor(serialized: [0x0A, 0x00]) }
     }
 
-    @Test("every truncation of the ChatGLM-like model is refused or usable, never a crash")
+    @Test("truncations of the ChatGLM-like model (about 1,300 cut points) are refused or usable, never a crash")
     func truncations() throws {
         let bytes = try TokenizerFixtures.modelBytes("tiny-kolors/tokenizer/tokenizer.model")
         #expect(exercise(bytes))

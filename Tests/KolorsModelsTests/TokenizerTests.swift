@@ -74,6 +74,18 @@ struct TokenizerTests {
         }
     }
 
+    @Test("a piece spelled like a special token gets the special id, as in diffusers")
+    func specialPieces() throws {
+        let tokenizer = try ChatGLMTokenizer(modelFile: TokenizerFixtures.modelPath("tiny-kolors/tokenizer/tokenizer.model"))
+        let sp = tokenizer.sentencePiece
+        #expect(sp.encodeAsPieces("xsop xeop") == ["▁", "x", "sop", "▁", "x", "eop"])
+        let sop = try #require(tokenizer.specialTokens["sop"]), eop = try #require(tokenizer.specialTokens["eop"])
+        let ids = tokenizer.encode("xsop xeop")
+        #expect(ids[2] == sop && ids[5] == eop)
+        #expect(sp.encode("xsop xeop")[2] == sp.pieceToId("sop"))
+        #expect(!tokenizer.encode("<|user|> [gMASK]").contains { $0 >= Int32(sp.vocabSize) })
+    }
+
     @Test("other max lengths truncate and pad as transformers does")
     func maxLengthCases() throws {
         let ref = try reference()

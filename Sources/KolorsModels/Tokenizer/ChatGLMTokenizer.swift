@@ -3,10 +3,12 @@
 ///
 /// Special tokens follow the SentencePiece vocabulary in the order
 /// `[MASK] [gMASK] [sMASK] sop eop <|system|> <|user|> <|assistant|> <|observation|>`.
-/// Every text becomes `[gMASK] sop` + its SentencePiece ids (special-token text in a prompt is
-/// ordinary text), cut on the right to `maxLength`, then padded on the LEFT with the unknown
-/// id; the attention mask is 1 on real tokens and position ids count 0, 1, … over them (0 on
-/// padding).
+/// Every text becomes `[gMASK] sop` + its SentencePiece pieces mapped to ids, cut on the right
+/// to `maxLength`, then padded on the LEFT with the unknown id; the attention mask is 1 on real
+/// tokens and position ids count 0, 1, … over them (0 on padding). Special-token text in a
+/// prompt is ordinary text, but a single piece spelled exactly like a special token (say the
+/// mid-word piece "sop" of "xsop") gets the special id, because `convert_token_to_id` looks
+/// the piece up among the special tokens first.
 public struct ChatGLMTokenizer: Sendable {
     public static let specialTokenNames = [
         "[MASK]", "[gMASK]", "[sMASK]", "sop", "eop",
@@ -20,6 +22,11 @@ public struct ChatGLMTokenizer: Sendable {
     public let prefixIds: [Int32]
     /// Padding id (`SPTokenizer.pad_id` = the unknown id).
     public let padId: Int32
+    /// Special token spelling → id, for the piece-to-id quirk above.
+    private let specialByBytes: [[UInt8]: Int32]
+    private let specialLengths: ClosedRange<Int>
+    /// SentencePiece id → special id, for vocabulary pieces spelled like a special token.
+    private let specialBySentencePieceId: [Int32: Int32]
     /// SentencePiece pieces plus the special tokens (`vocab_size`).
     public var vocabSize: Int { sentencePiece.vocabSize + Self.specialTokenNames.count }
 
@@ -35,13 +42,35 @@ public struct ChatGLMTokenizer: Sendable {
             special[name] = Int32(sentencePiece.vocabSize + k)
         }
         specialTokens = special
+        specialByBytes = Dictionary(uniqueKeysWithValues: special.map { (Array($0.key.utf8), $0.value) })
+        let lengths = specialByBytes.keys.map(\.count)
+        specialLengths = (lengths.min() ?? 0)...(lengths.max() ?? 0)
+        var remap: [Int32: Int32] = [:]
+        for (id, piece) in sentencePiece.model.pieces.enumerated() where Int32(id) != sentencePiece.unkId {
+            if let special = specialByBytes[piece.bytes] { remap[Int32(id)] = special }
+        }
+        specialBySentencePieceId = remap
         prefixIds = [special["[gMASK]"] ?? 0, special["sop"] ?? 0]
         padId = sentencePiece.unkId
     }
 
-    /// SentencePiece ids of `text`, without the prefix (`SPTokenizer.encode`).
+    /// Ids of `text` without the prefix, as the pipeline gets them (`convert_tokens_to_ids` of
+    /// `EncodeAsPieces`): SentencePiece's ids, except that a piece spelled like a special
+    /// token gets the special id.
     public func encode(_ text: String) -> [Int32] {
-        sentencePiece.encode(text)
+        let utf8 = Array(text.utf8)
+        if !sentencePiece.byteFallback {
+            // Without byte fallback a run of unknown characters is one piece with its own text.
+            return sentencePiece.encodeTokens(utf8).map { token in
+                if specialLengths.contains(token.bytes.count), let id = specialByBytes[token.bytes] { return id }
+                return token.id
+            }
+        }
+        var ids = sentencePiece.encode(utf8: utf8)
+        if !specialBySentencePieceId.isEmpty {
+            for i in ids.indices { if let special = specialBySentencePieceId[ids[i]] { ids[i] = special } }
+        }
+        return ids
     }
 
     /// Number of tokens of `text` with the two prefix tokens, before truncation (what the
