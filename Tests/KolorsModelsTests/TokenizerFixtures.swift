@@ -22,6 +22,8 @@ enum TokenizerFixtures {
         var edge: Pieces
         var suffix: Pieces
         var pipeline: Pipeline
+        /// `ChatGLMTokenizer` over the edge model, unpadded and untruncated.
+        var edgePipelineIds: [Int32]
 
         subscript(model: String) -> Pieces {
             switch model {

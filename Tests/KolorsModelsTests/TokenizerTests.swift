@@ -86,6 +86,16 @@ struct TokenizerTests {
         #expect(!tokenizer.encode("<|user|> [gMASK]").contains { $0 >= Int32(sp.vocabSize) })
     }
 
+    @Test("the wrapper over a model without byte fallback matches diffusers too")
+    func edgeWrapper() throws {
+        let ref = try reference()
+        let tokenizer = try ChatGLMTokenizer(modelFile: TokenizerFixtures.modelPath("tokenizers/edge-bpe.model"))
+        #expect(ref.cases.contains { $0.edgePipelineIds.dropFirst(2).contains(tokenizer.specialTokens["[gMASK]"] ?? -1) })
+        for c in ref.cases {
+            #expect(tokenizer.prefixIds + tokenizer.encode(c.text) == c.edgePipelineIds, "\(c.text.debugDescription)")
+        }
+    }
+
     @Test("other max lengths truncate and pad as transformers does")
     func maxLengthCases() throws {
         let ref = try reference()
