@@ -53,7 +53,7 @@ let package = Package(
 
         // ---- the executable --------------------------------------------------------------
         .executableTarget(name: "kolors", dependencies: [
-            "KolorsEngine", "KolorsImageIO", "KolorsTerminal",
+            "KolorsEngine", "KolorsModels", "KolorsImageIO", "KolorsTerminal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

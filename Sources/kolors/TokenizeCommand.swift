@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import KolorsModels
+
+/// `kolors tokenize`: prints what KolorsPipeline's tokenizer makes of each text.
+struct TokenizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenize",
+        abstract: "Tokenize texts as the Kolors pipeline does (ChatGLM tokenizer, 256 tokens).",
+        discussion: """
+        Prints one JSON line per text: {"input_ids":[…],"attention_mask":[…],"position_ids":[…]}, \
+        each 256 long, left-padded, starting with [gMASK] sop — exactly what diffusers' \
+        KolorsPipeline feeds the ChatGLM3 text encoder.
+        """
+    )
+
+    @Option(name: .long, help: "A Kolors-diffusers folder (its tokenizer/tokenizer.model is used).")
+    var model: String
+
+    @Option(name: .long, help: "Sequence length (the pipeline uses 256).")
+    var maxLength: Int = 256
+
+    @Argument(help: "Texts to tokenize (put -- before texts that start with a dash).")
+    var texts: [String] = []
+
+    func validate() throws {
+        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2.") }
+    }
+
+    func run() throws {
+        let path = Self.tokenizerModelPath(model)
+        let tokenizer: ChatGLMTokenizer
+        do {
+            tokenizer = try ChatGLMTokenizer(modelFile: path)
+        } catch let error as SentencePieceError {
+            // One line, naming the file: "Error: cannot load the tokenizer: DIR/…: no such file".
+            throw SentencePieceError("cannot load the tokenizer: \(error)")
+        }
+        var output = ""
+        for text in texts {
+            let batch = tokenizer(text, maxLength: maxLength)
+            output += "{\"input_ids\":\(Self.list(batch.inputIds[0]))"
+                + ",\"attention_mask\":\(Self.list(batch.attentionMask[0]))"
+                + ",\"position_ids\":\(Self.list(batch.positionIds[0]))}\n"
+        }
+        FileHandle.standardOutput.write(Data(output.utf8))
+    }
+
+    /// Where the SentencePiece model of the `--model` folder lies.
+    static func tokenizerModelPath(_ model: String) -> String {
+        (model as NSString).appendingPathComponent("tokenizer/tokenizer.model")
+    }
+
+    private static func list(_ values: [Int32]) -> String {
+        "[" + values.map(String.init).joined(separator: ",") + "]"
+    }
+}
