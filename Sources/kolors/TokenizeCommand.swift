@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KolorsEngine
 import KolorsModels
 
 /// `kolors tokenize`: prints what KolorsPipeline's tokenizer makes of each text.
@@ -14,7 +15,7 @@ struct TokenizeCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: "A Kolors-diffusers folder (its tokenizer/tokenizer.model is used).")
+    @Option(name: .long, help: "A Kolors-diffusers folder, a Hugging Face cache folder, or a repository id.")
     var model: String
 
     @Option(name: .long, help: "Sequence length (the pipeline uses 256).")
@@ -28,14 +29,7 @@ struct TokenizeCommand: ParsableCommand {
     }
 
     func run() throws {
-        let path = Self.tokenizerModelPath(model)
-        let tokenizer: ChatGLMTokenizer
-        do {
-            tokenizer = try ChatGLMTokenizer(modelFile: path)
-        } catch let error as SentencePieceError {
-            // One line, naming the file: "Error: cannot load the tokenizer: DIR/…: no such file".
-            throw SentencePieceError("cannot load the tokenizer: \(error)")
-        }
+        let tokenizer = try ChatGLMTokenizer.load(from: try DiffusersModel(model))
         var output = ""
         for text in texts {
             let batch = tokenizer(text, maxLength: maxLength)
@@ -44,11 +38,6 @@ struct TokenizeCommand: ParsableCommand {
                 + ",\"position_ids\":\(Self.list(batch.positionIds[0]))}\n"
         }
         FileHandle.standardOutput.write(Data(output.utf8))
-    }
-
-    /// Where the SentencePiece model of the `--model` folder lies.
-    static func tokenizerModelPath(_ model: String) -> String {
-        (model as NSString).appendingPathComponent("tokenizer/tokenizer.model")
     }
 
     private static func list(_ values: [Int32]) -> String {

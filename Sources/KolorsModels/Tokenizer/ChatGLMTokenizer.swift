@@ -1,3 +1,4 @@
+import KolorsEngine
 /// The ChatGLM3 tokenizer as KolorsPipeline uses it (mirrors diffusers' `ChatGLMTokenizer` /
 /// `SPTokenizer`, called with padding="max_length", truncation=True, max_length=256).
 ///
@@ -106,5 +107,17 @@ public struct ChatGLMTokenizer: Sendable {
         let mask = [Int32](repeating: 0, count: padding) + [Int32](repeating: 1, count: ids.count)
         let positions = [Int32](repeating: 0, count: padding) + (0..<Int32(ids.count)).map { $0 }
         return (inputIds, mask, positions)
+    }
+}
+
+extension ChatGLMTokenizer {
+    /// The tokenizer of a diffusers folder (`tokenizer/tokenizer.model`).
+    public static func load(from model: DiffusersModel) throws -> ChatGLMTokenizer {
+        let path = model.directory(of: "tokenizer") + "/tokenizer.model"
+        do {
+            return try ChatGLMTokenizer(modelFile: path)
+        } catch let error as SentencePieceError {
+            throw SentencePieceError("tokenizer: \(error)")
+        }
     }
 }
