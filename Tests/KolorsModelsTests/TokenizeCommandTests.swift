@@ -42,11 +42,22 @@ struct TokenizeCommandTests {
     @Test("a folder without a tokenizer gives a one-line error and a non-zero status",
           .enabled(if: FileManager.default.isExecutableFile(atPath: binary)))
     func missingModel() throws {
-        let result = try run(["tokenize", "--model", "/nonexistent/Kolors", "hello"])
+        let missing = try run(["tokenize", "--model", "/nonexistent/Kolors", "hello"])
+        #expect(missing.status != 0)
+        #expect(missing.stdout.isEmpty)
+        #expect(missing.stderr.trimmingCharacters(in: .whitespacesAndNewlines) == "Error: /nonexistent/Kolors: no such folder")
+
+        // A pipeline folder whose tokenizer is missing names the file it looked for.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("kolors-tok-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try #"{"_class_name": "KolorsPipeline", "tokenizer": ["kolors", "ChatGLMTokenizer"]}"#
+            .write(toFile: dir + "/model_index.json", atomically: true, encoding: .utf8)
+        let result = try run(["tokenize", "--model", dir, "hello"])
         #expect(result.status != 0)
         #expect(result.stdout.isEmpty)
         let message = result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(!message.contains("\n"))
-        #expect(message.contains("/nonexistent/Kolors/tokenizer/tokenizer.model"))
+        #expect(message.contains(dir + "/tokenizer/tokenizer.model"))
     }
 }
