@@ -112,8 +112,8 @@ func bytes(_ n: Int) -> String {
 }
 
 func formatCount(_ n: Int) -> String {
-    if n >= 1_000_000_000 { return String(format: "%.2f B (%d)", Double(n) / 1e9, n) }
-    if n >= 1_000_000 { return String(format: "%.2f M (%d)", Double(n) / 1e6, n) }
+    if n >= 1_000_000_000 { return String(format: "%.2f B", Double(n) / 1e9) + " (\(n))" }
+    if n >= 1_000_000 { return String(format: "%.2f M", Double(n) / 1e6) + " (\(n))" }
     return "\(n)"
 }
 

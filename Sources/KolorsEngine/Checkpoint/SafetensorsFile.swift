@@ -209,6 +209,9 @@ public struct MappedTensor: @unchecked Sendable {
         case .i32:
             let s = (data + start * 4).assumingMemoryBound(to: Int32.self)
             for i in 0..<n { dst[i] = Float(s[i]) }
+        case .u8:
+            let s = (data + start).assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { dst[i] = Float(s[i]) }
         default:
             preconditionFailure("\(dtype) cannot be converted to float32")
         }

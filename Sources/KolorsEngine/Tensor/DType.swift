@@ -18,7 +18,7 @@ public enum DType: String, Sendable, CaseIterable {
     /// Whether the engine can compute with it as float32.
     public var isConvertibleToFloat: Bool {
         switch self {
-        case .f64, .f32, .f16, .bf16, .i64, .i32: true
+        case .f64, .f32, .f16, .bf16, .i64, .i32, .u8: true
         default: false
         }
     }

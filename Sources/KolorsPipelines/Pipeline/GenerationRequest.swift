@@ -1,0 +1,65 @@
+import KolorsImageIO
+
+/// Everything one call of the pipeline needs, with diffusers' defaults.
+public struct GenerationRequest: Sendable {
+    /// One or more prompts (a batch, as diffusers with a list of prompts).
+    public var prompts: [String]
+    /// Empty (every negative is ""), one (used for every prompt) or one per prompt.
+    public var negativePrompts: [String] = []
+    /// Output size; nil means the checkpoint default (unet.sample_size × 8 = 1024 for Kolors).
+    /// For img2img the output follows the input image and these only set micro-conditioning.
+    public var width: Int?
+    public var height: Int?
+    public var steps = 50
+    public var guidance: Float = 5
+    public var seed: UInt64 = 0
+    public var scheduler: SchedulerKind = .euler
+    public var imagesPerPrompt = 1
+    /// img2img source (its size, rounded down to a multiple of 8, is the output size).
+    public var initImage: RGBImage?
+    /// img2img strength (diffusers default 0.3). Double, as Python's float, so that
+    /// int(steps · strength) agrees.
+    public var strength: Double = 0.3
+    /// SDXL micro-conditioning; nil means (height, width).
+    public var originalSize: (height: Int, width: Int)?
+    public var cropsTopLeft: (top: Int, left: Int) = (0, 0)
+    public var targetSize: (height: Int, width: Int)?
+    /// Decode to pixels (false returns latents only, like output_type="latent").
+    public var decode = true
+
+    public init(prompts: [String]) { self.prompts = prompts }
+
+    public init(prompt: String) { self.prompts = [prompt] }
+}
+
+/// The result of one call.
+public struct GenerationResult: Sendable {
+    /// Final latents of the whole batch before VAE scaling, [B, 4, h, w].
+    public let latents: Tensor
+    /// Decoded images in batch order (prompt 0's images, then prompt 1's, …).
+    public let images: [RGBImage]
+    /// Decoded images as floats in [0, 1], NHWC (diffusers' output_type="np").
+    public let pixels: Tensor?
+    /// Wall-clock seconds per phase.
+    public let timings: [String: Double]
+}
+
+/// Progress reported by the pipeline, on the thread that runs it.
+public enum PipelineEvent: Sendable {
+    /// A component is being loaded (memory-mapped and checked).
+    case loading(String)
+    /// Prompts are being encoded (`cached`: all came from the prompt cache).
+    case encodingPrompts(cached: Bool)
+    /// A denoising step finished: `step` is 1-based. `predictedOriginal` is the x0 estimate
+    /// [B, 4, h, w] in model space, for previews.
+    case step(step: Int, total: Int, secondsPerStep: Double, etaSeconds: Double, predictedOriginal: Tensor)
+    /// The VAE is decoding the final latents.
+    case decoding
+}
+
+/// Input that the pipeline refuses, with a one-line explanation.
+public struct GenerationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

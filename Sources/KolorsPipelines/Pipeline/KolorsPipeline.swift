@@ -1,0 +1,210 @@
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+import KolorsModels
+
+/// Mirrors diffusers' `KolorsPipeline` (text-to-image) and `KolorsImg2ImgPipeline`
+/// (image-to-image) in float32: same tokenization, embeddings, CFG batching, micro-conditioning,
+/// schedules, seeds (torch's CPU generator), VAE decoding and uint8 rounding.
+///
+/// Components load when first needed and stay memory-mapped; the text encoder is loaded,
+/// used and released per new prompt (embeddings are cached), the VAE encoder only for img2img.
+public final class KolorsPipeline: @unchecked Sendable {
+    public let model: DiffusersModel
+    public let variant: WeightVariant
+    public let backend: ComputeBackend
+    public let prompts: PromptEncoder
+    public let unetConfig: UNet2DConditionConfig
+    public let vaeConfig: AutoencoderKLConfig
+    public let schedulerConfig: SchedulerConfig
+    private var unet: UNet2DConditionModel?
+    private var vaeDecoder: AutoencoderKL?
+    private var vaeEncoder: AutoencoderKL?
+
+    public init(model: DiffusersModel, variant: WeightVariant = .fp16, backend: ComputeBackend = Backends.float32) throws {
+        self.model = model
+        self.variant = variant
+        self.backend = backend
+        for c in ["tokenizer", "text_encoder", "unet", "vae", "scheduler"] where model.component(c) == nil {
+            throw CheckpointError("\(model.root): model_index.json has no '\(c)' component; is this a Kolors checkpoint?")
+        }
+        unetConfig = try model.config("unet", as: UNet2DConditionConfig.self)
+        vaeConfig = try model.config("vae", as: AutoencoderKLConfig.self)
+        schedulerConfig = try SchedulerConfig.load(from: model)
+        prompts = try PromptEncoder(model: model, variant: variant, backend: backend)
+    }
+
+    /// Pixels per latent cell (8 for Kolors).
+    public var vaeScaleFactor: Int { vaeConfig.scaleFactor }
+    /// diffusers' default height/width: unet.sample_size × vae_scale_factor.
+    public var defaultSize: Int { (unetConfig.sampleSize ?? 128) * vaeScaleFactor }
+
+    private func loadUNet(_ events: ((PipelineEvent) -> Void)?) throws -> UNet2DConditionModel {
+        if let unet { return unet }
+        events?(.loading("unet"))
+        let u = try UNet2DConditionModel.load(from: model, variant: variant, backend: backend)
+        unet = u
+        return u
+    }
+
+    private func loadVAE(encoder: Bool, _ events: ((PipelineEvent) -> Void)?) throws -> AutoencoderKL {
+        if encoder, let vaeEncoder { return vaeEncoder }
+        if !encoder, let vaeDecoder { return vaeDecoder }
+        events?(.loading("vae"))
+        let v = try AutoencoderKL.load(from: model, variant: variant, encoder: encoder, decoder: !encoder, backend: backend)
+        if encoder { vaeEncoder = v } else { vaeDecoder = v }
+        return v
+    }
+
+    /// Checks a request the way diffusers' `check_inputs` would, with one-line errors.
+    public func validate(_ r: GenerationRequest) throws {
+        guard !r.prompts.isEmpty else { throw GenerationError("no prompt given") }
+        guard r.steps > 0 else { throw GenerationError("steps must be at least 1 (got \(r.steps))") }
+        guard r.steps <= schedulerConfig.numTrainTimesteps else {
+            throw GenerationError("steps must be at most \(schedulerConfig.numTrainTimesteps) (got \(r.steps))")
+        }
+        guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
+        guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
+        guard r.negativePrompts.count <= 1 || r.negativePrompts.count == r.prompts.count else {
+            throw GenerationError("\(r.negativePrompts.count) negative prompts for \(r.prompts.count) prompts: give one, or one per prompt")
+        }
+        for (name, v) in [("width", r.width), ("height", r.height)] {
+            guard let v else { continue }
+            guard v > 0, v % vaeScaleFactor == 0 else {
+                throw GenerationError("\(name) must be a positive multiple of \(vaeScaleFactor) (got \(v))")
+            }
+            guard v <= 4096 else { throw GenerationError("\(name) \(v) is larger than 4096") }
+        }
+        if r.initImage != nil {
+            guard r.strength.isFinite, (0...1).contains(r.strength) else {
+                throw GenerationError("strength must be between 0 and 1 (got \(r.strength))")
+            }
+            let start = try SchedulerKind.img2imgStart(steps: r.steps, strength: r.strength)
+            guard start.count > 0 else {
+                throw GenerationError("strength \(r.strength) with \(r.steps) steps leaves no denoising step; raise the strength or the steps")
+            }
+        }
+    }
+
+    /// Runs txt2img (or img2img when `request.initImage` is set).
+    public func generate(_ request: GenerationRequest, cancel: CancellationToken? = nil,
+                         events: ((PipelineEvent) -> Void)? = nil) throws -> GenerationResult {
+        try validate(request)
+        var timings: [String: Double] = [:]
+        func timed<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            defer { timings[key, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
+            return try body()
+        }
+        let isImg2Img = request.initImage != nil
+        let height = request.height ?? defaultSize
+        let width = request.width ?? defaultSize
+        let batch = request.prompts.count
+        let perPrompt = request.imagesPerPrompt
+        let total = batch * perPrompt
+        let cfg = request.guidance > 1
+
+        // 1. text embeddings (cached per text; the encoder runs only for new texts)
+        let negatives: [String] = request.negativePrompts.isEmpty ? Array(repeating: "", count: batch)
+            : request.negativePrompts.count == 1 ? Array(repeating: request.negativePrompts[0], count: batch)
+            : request.negativePrompts
+        let texts = request.prompts + (cfg ? negatives : [])
+        let (embeddings, ranEncoder) = try timed("text_encoder") {
+            try prompts.encode(texts, cancel: cancel) { events?(.loading($0)) }
+        }
+        events?(.encodingPrompts(cached: !ranEncoder))
+        func stack(_ rows: [PromptEncoder.Embedding], _ key: KeyPath<PromptEncoder.Embedding, Tensor>) -> Tensor {
+            // each prompt's embedding repeated imagesPerPrompt times consecutively
+            concat(rows.flatMap { Array(repeating: $0[keyPath: key], count: perPrompt) }, dim: 0)
+        }
+        let pos = Array(embeddings[0..<batch])
+        var encoderStates = stack(pos, \.embeds)
+        var textEmbeds = stack(pos, \.pooled)
+        if cfg {
+            let neg = Array(embeddings[batch..<(2 * batch)])
+            encoderStates = concat([stack(neg, \.embeds), encoderStates], dim: 0)
+            textEmbeds = concat([stack(neg, \.pooled), textEmbeds], dim: 0)
+        }
+        try cancel?.check()
+
+        // 2. micro-conditioning: [orig_h, orig_w, crop_top, crop_left, target_h, target_w] per row
+        let orig = request.originalSize ?? (height, width)
+        let target = request.targetSize ?? (height, width)
+        let ids: [Float] = [orig.height, orig.width, request.cropsTopLeft.top, request.cropsTopLeft.left,
+                            target.height, target.width].map { Float($0) }
+        let rows = cfg ? 2 * total : total
+        let timeIds = Tensor(shape: [rows, 6], values: Array((0..<rows).map { _ in ids }.joined()))
+        if let dim = unetConfig.additionTimeEmbedDim, let expected = unetConfig.projectionClassEmbeddingsInputDim,
+           dim * 6 + textEmbeds.shape[1] != expected {
+            throw GenerationError("the UNet expects an added embedding of \(expected), the text encoder gives \(textEmbeds.shape[1]) + 6×\(dim)")
+        }
+
+        // 3. schedule and starting latents
+        let scheduler = try request.scheduler.make(config: schedulerConfig)
+        try scheduler.setTimesteps(request.steps)
+        var generator = TorchGenerator(seed: request.seed)
+        var latents: Tensor
+        var firstStep = 0
+        if let image = request.initImage {
+            let pixels = try ImageConversion.preprocess(image, multiple: vaeScaleFactor)
+            let vae = try loadVAE(encoder: true, events)
+            let posterior = try timed("vae_encode") { try vae.encode(pixels, cancel: cancel) }
+            let eps = generator.randn(posterior.mean.shape)
+            let sample = scale(posterior.sample(noise: eps), vaeConfig.scalingFactor, inPlace: true)
+            let initLatents = concat(Array(repeating: sample, count: total), dim: 0)
+            let start = try SchedulerKind.img2imgStart(steps: request.steps, strength: request.strength)
+            firstStep = start.startIndex
+            scheduler.setBeginIndex(firstStep)
+            let noise = generator.randn(initLatents.shape)
+            latents = scheduler.addNoise(original: initLatents, noise: noise, stepIndex: firstStep)
+            vaeEncoder = nil  // only img2img's first moments need it
+        } else {
+            let shape = [total, unetConfig.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
+            latents = scale(generator.randn(shape), scheduler.initNoiseSigma, inPlace: true)
+        }
+
+        // 4. denoising loop
+        let unet = try loadUNet(events)
+        let steps = Array(firstStep..<scheduler.timesteps.count)
+        var stepSeconds: [Double] = []
+        for (n, i) in steps.enumerated() {
+            try cancel?.check()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let input = scheduler.scaleModelInput(cfg ? concat([latents, latents], dim: 0) : latents, stepIndex: i)
+            var noisePred = try timed("unet") {
+                try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
+                         textEmbeds: textEmbeds, timeIds: timeIds, cancel: cancel)
+            }
+            if cfg {
+                let uncond = noisePred.slice(0..<total), text = noisePred.slice(total..<(2 * total))
+                let guided = Tensor(shape: uncond.shape, zeroed: false)
+                let g = request.guidance
+                let pu = uncond.pointer, pt = text.pointer, po = guided.pointer
+                for k in 0..<guided.count { po[k] = pu[k] + g * (pt[k] - pu[k]) }
+                noisePred = guided
+            }
+            let out = scheduler.step(modelOutput: noisePred, stepIndex: i, sample: latents, generator: &generator)
+            latents = out.previousSample
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+            stepSeconds.append(seconds)
+            let recent = stepSeconds.suffix(3)
+            let perStep = recent.reduce(0, +) / Double(recent.count)
+            events?(.step(step: n + 1, total: steps.count, secondsPerStep: perStep,
+                          etaSeconds: perStep * Double(steps.count - n - 1), predictedOriginal: out.predictedOriginal))
+        }
+
+        // 5. decode
+        guard request.decode else {
+            return GenerationResult(latents: latents, images: [], pixels: nil, timings: timings)
+        }
+        try cancel?.check()
+        events?(.decoding)
+        let vae = try loadVAE(encoder: false, events)
+        let scaled = Tensor(shape: latents.shape, zeroed: false)
+        let sf = vaeConfig.scalingFactor
+        for k in 0..<latents.count { scaled.pointer[k] = latents.pointer[k] / sf }
+        let decoded = try timed("vae_decode") { try vae.decode(scaled, cancel: cancel) }
+        let (pixels, images) = ImageConversion.postprocess(decoded)
+        return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+    }
+}
