@@ -229,6 +229,18 @@ public struct MappedTensor: @unchecked Sendable {
         return t
     }
 
+    /// Tells the kernel this process no longer needs the tensor's pages (they stay in the page
+    /// cache for the next reader); keeps the resident size of a layer-by-layer model small.
+    public func releasePages() {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = Int(bitPattern: data)
+        let alignedStart = (start + page - 1) / page * page
+        let end = start + info.range.count
+        let alignedEnd = end / page * page
+        guard alignedEnd > alignedStart else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: alignedStart), alignedEnd - alignedStart, MADV_DONTNEED)
+    }
+
     /// Integer values (for I64/I32 buffers such as position ids).
     public func toInt64() throws -> [Int64] {
         switch dtype {

@@ -47,6 +47,11 @@ public final class Weight: @unchecked Sendable {
         }
     }
 
+    /// Drops a mapped weight's pages from this process (see `MappedTensor.releasePages`).
+    public func releasePages() {
+        if case .mapped(let m) = storage { m.releasePages() }
+    }
+
     /// Bytes this weight keeps in process memory (mapped weights count as 0: the page cache
     /// holds them and the kernel may drop them).
     public var residentBytes: Int {

@@ -82,6 +82,7 @@ public final class ChatGLMModel: @unchecked Sendable {
             try cancel?.check()
             if i == layers.count - 1 { penultimate = x }
             x = layer(x, cos: cos, sin: sin, mask: mask)
+            layer.releasePages()
             probe?("hidden_states.\(i + 1)", x)
         }
         let pooled = Tensor(shape: [b, hidden], zeroed: false)

@@ -32,6 +32,11 @@ public final class GLMBlock: @unchecked Sendable {
                                 bias: c.addBiasLinear, backend: backend)
     }
 
+    /// Drops this layer's mapped weights from the process once it has run.
+    func releasePages() {
+        for l in [queryKeyValue, dense, denseHTo4h, dense4hToH] { l.weight.releasePages() }
+    }
+
     /// x [B, S, hidden]; rotary tables [B·S, rotaryDim/2]; mask [B, S, S] additive (or shared causal).
     func callAsFunction(_ x: Tensor, cos: Tensor, sin: Tensor, mask: AttentionMask) -> Tensor {
         let qd = heads * headDim, kd = kvHeads * headDim
