@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import KolorsEngine
+import KolorsModels
+
+/// Options every model benchmark shares.
+struct ModelBenchOptions: ParsableArguments {
+    @Option(name: .long, help: "A Kolors-diffusers folder, a Hugging Face cache folder, or a repository id.")
+    var model: String
+
+    @Option(name: .long, help: "Image width in pixels.")
+    var width: Int = 1024
+
+    @Option(name: .long, help: "Image height in pixels.")
+    var height: Int = 1024
+
+    @Option(name: .long, help: "Batch (2 = one image with classifier-free guidance).")
+    var batch: Int = 2
+
+    @Option(name: .long, help: "Timed repetitions (the median is reported) after one warm-up.")
+    var repeats: Int = 3
+
+    @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Compute precision (fp32 on this build).")
+    var precision: String = "fp32"
+
+    func validate() throws {
+        guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available in this build (fp32 only)") }
+        guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else { throw ValidationError("--width/--height must be positive multiples of 8") }
+        guard batch >= 1, repeats >= 1 else { throw ValidationError("--batch and --repeats must be at least 1") }
+    }
+}
+
+/// Peak resident set size of this process, in MiB.
+func peakRSSMiB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+/// Times `body` once to warm up and `repeats` times more; prints and returns the median.
+func measure(repeats: Int, label: String, _ body: () throws -> Void) rethrows -> (median: Double, all: [Double]) {
+    var times: [Double] = []
+    for r in 0...repeats {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        if r > 0 { times.append(dt) }
+        FileHandle.standardError.write(Data("\(label) \(r == 0 ? "warm-up" : "run \(r)"): \(String(format: "%.2f", dt)) s\n".utf8))
+    }
+    return (times.sorted()[times.count / 2], times)
+}
+
+func printJSONLine(_ fields: [(String, Any)]) {
+    let body = fields.map { key, value -> String in
+        switch value {
+        case let s as String: return "\"\(key)\":\"\(s)\""
+        case let d as Double: return "\"\(key)\":\(String(format: "%.4f", d))"
+        default: return "\"\(key)\":\(value)"
+        }
+    }.joined(separator: ",")
+    print("{\(body)}")
+}
+
+/// `kolors bench unet`: one UNet forward at the given size and batch.
+struct UNetBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unet", abstract: "Time one UNet forward pass.")
+    @OptionGroup var options: ModelBenchOptions
+
+    func run() throws {
+        EngineThreads.configure(options.threads)
+        let model = try DiffusersModel(options.model)
+        let unet = try UNet2DConditionModel.load(from: model)
+        let c = unet.config
+        let (h, w, b) = (options.height / 8, options.width / 8, options.batch)
+        var g = SystemRandomNumberGenerator()
+        func random(_ shape: [Int]) -> Tensor {
+            let t = Tensor(shape: shape, zeroed: false)
+            for i in 0..<t.count { t.pointer[i] = Float.random(in: -1...1, using: &g) }
+            return t
+        }
+        let sample = random([b, c.inChannels, h, w])
+        let context = random([b, 256, c.encoderHidDim ?? c.contextDim])
+        let pooled = random([b, (c.projectionClassEmbeddingsInputDim ?? 0) - 6 * (c.additionTimeEmbedDim ?? 0)])
+        let ids = Tensor(shape: [b, 6], values: Array(repeating: [Float(options.height), Float(options.width), 0, 0,
+                                                                 Float(options.height), Float(options.width)], count: b).flatMap { $0 })
+        let (median, _) = try measure(repeats: options.repeats, label: "unet") {
+            _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids)
+        }
+        let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256)
+        print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
+                     options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
+        printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
+                       ("precision", options.precision), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("gflops", flops / median / 1e9), ("peak_rss_mib", peakRSSMiB())])
+    }
+}
+
+/// `kolors bench text-encoder`: one 256-token prompt through ChatGLM3.
+struct TextEncoderBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "text-encoder", abstract: "Time ChatGLM3 on one 256-token prompt.")
+    @OptionGroup var options: ModelBenchOptions
+
+    func run() throws {
+        EngineThreads.configure(options.threads)
+        let model = try DiffusersModel(options.model)
+        let encoder = try ChatGLMModel.load(from: model)
+        let cfg = encoder.config
+        let ids = (0..<256).map { 2 + ($0 * 7919) % 2000 }
+        let (median, _) = try measure(repeats: options.repeats, label: "text-encoder") {
+            _ = try encoder.encode(inputIds: [ids], attentionMask: [Array(repeating: 1, count: 256)],
+                                   positionIds: [Array(0..<256)])
+        }
+        let perLayer = 2.0 * 256 * Double(cfg.hiddenSize) * Double(cfg.numAttentionHeads * cfg.kvChannels + 2 * cfg.kvHeads * cfg.kvChannels)
+            + 2.0 * 256 * Double(cfg.numAttentionHeads * cfg.kvChannels * cfg.hiddenSize)
+            + 2.0 * 256 * Double(cfg.hiddenSize * 3 * cfg.ffnHiddenSize)
+            + 4.0 * 256 * 256 * Double(cfg.numAttentionHeads * cfg.kvChannels)
+        let flops = perLayer * Double(cfg.numLayers)
+        print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s, peak RSS %.0f MiB",
+                     median, flops / median / 1e9, peakRSSMiB()))
+        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision),
+                       ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
+                       ("peak_rss_mib", peakRSSMiB())])
+    }
+}
+
+/// `kolors bench vae-decode`: decode one latent to an image.
+struct VAEDecodeBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vae-decode", abstract: "Time one VAE decode.")
+    @OptionGroup var options: ModelBenchOptions
+
+    func run() throws {
+        EngineThreads.configure(options.threads)
+        let model = try DiffusersModel(options.model)
+        let vae = try AutoencoderKL.load(from: model, encoder: false)
+        let z = Tensor(shape: [1, vae.config.latentChannels, options.height / 8, options.width / 8], zeroed: false)
+        var g = SystemRandomNumberGenerator()
+        for i in 0..<z.count { z.pointer[i] = Float.random(in: -3...3, using: &g) }
+        let (median, _) = try measure(repeats: options.repeats, label: "vae-decode") { _ = try vae.decode(z) }
+        print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
+        printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
+                       ("precision", options.precision), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("peak_rss_mib", peakRSSMiB())])
+    }
+}
+
+/// Multiply-add count of a UNet forward (2 FLOPs per MAC), from its config.
+enum UNetFLOPs {
+    static func estimate(config c: UNet2DConditionConfig, height: Int, width: Int, batch: Int, contextLength: Int) -> Double {
+        var macs = 0.0
+        let ch = c.blockOutChannels
+        func conv(_ cin: Int, _ cout: Int, _ k: Int, _ pixels: Int) { macs += Double(cin * cout * k * k * pixels) }
+        func resnet(_ cin: Int, _ cout: Int, _ px: Int) {
+            conv(cin, cout, 3, px); conv(cout, cout, 3, px)
+            if cin != cout { conv(cin, cout, 1, px) }
+        }
+        func transformer(_ C: Int, _ depth: Int, _ px: Int) {
+            let ctx = c.contextDim
+            macs += Double(2 * C * C * px)  // proj in/out
+            for _ in 0..<depth {
+                macs += Double(4 * C * C * px) + 2 * Double(px * px * C)  // self-attention
+                macs += Double(2 * C * C * px) + Double(2 * C * ctx * contextLength) + 2 * Double(px * contextLength * C)
+                macs += Double(8 * C * C * px + 4 * C * C * px)  // GEGLU feed-forward
+            }
+        }
+        let depth = c.transformerDepthPerLevel
+        var px = height * width
+        conv(c.inChannels, ch[0], 3, px)
+        var inC = ch[0]
+        for i in 0..<ch.count {
+            for j in 0..<c.layersPerLevel[i] {
+                resnet(j == 0 ? inC : ch[i], ch[i], px)
+                if c.downBlockTypes[i] == "CrossAttnDownBlock2D" { transformer(ch[i], depth[i], px) }
+            }
+            inC = ch[i]
+            if i < ch.count - 1 { conv(ch[i], ch[i], 3, px / 4); px /= 4 }
+        }
+        resnet(ch.last!, ch.last!, px); transformer(ch.last!, depth.last!, px); resnet(ch.last!, ch.last!, px)
+        let rch = Array(ch.reversed()), rdepth = Array(depth.reversed())
+        var prev = rch[0]
+        for i in 0..<ch.count {
+            let out = rch[i], input = rch[min(i + 1, ch.count - 1)]
+            let n = c.layersPerLevel.reversed()[i] + 1
+            for j in 0..<n {
+                let skip = j == n - 1 ? input : out
+                resnet((j == 0 ? prev : out) + skip, out, px)
+                if c.upBlockTypes[i] == "CrossAttnUpBlock2D" { transformer(out, rdepth[i], px) }
+            }
+            prev = out
+            if i < ch.count - 1 { px *= 4; conv(out, out, 3, px) }
+        }
+        conv(ch[0], c.outChannels, 3, px)
+        return 2 * macs * Double(batch)
+    }
+}
