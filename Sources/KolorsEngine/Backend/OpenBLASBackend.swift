@@ -7,7 +7,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     /// Rows of a mapped (fp16/bf16) weight converted per GEMM call in `linear`.
     public var mappedRowChunk = 1024
-    /// Bytes of attention scores held at once per batch item and head.
+    /// Bytes of attention scores held at once per worker thread.
     public var attentionScoreBudget = 32 << 20
     /// Bytes of im2col buffer per convolution call.
     public var im2colBudget = 64 << 20
@@ -141,45 +141,63 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let qStride = heads * d, kvStride = kvHeads * d
         let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
         let chunk = max(1, min(lq, attentionScoreBudget / max(1, lk * 4)))
-        let scores = Tensor(shape: [chunk * lk], zeroed: false)
-        let sp = scores.pointer
-        for bi in 0..<b {
-            let qb = q.pointer + bi * lq * qStride
-            let kb = k.pointer + bi * lk * kvStride
-            let vb = v.pointer + bi * lk * kvStride
-            let ob = out.pointer + bi * lq * qStride
-            let maskBase: UnsafeMutablePointer<Float>? = switch mask {
+        // Independent (batch, head) pairs run on separate cores with single-threaded GEMMs: the
+        // products are small (head dim 64) and BLAS's own threading loses to this split.
+        let workers = min(EngineThreads.count, b * heads)
+        let scores = Tensor(shape: [workers, chunk * lk], zeroed: false)
+        let maskPointer: (Int) -> UnsafeMutablePointer<Float>? = { bi in
+            switch mask {
             case .shared(let m): m.pointer
             case .perBatch(let m): m.pointer + bi * lq * lk
             case nil: nil
             }
-            for h in 0..<heads {
-                let kvh = h / group
-                var q0 = 0
-                while q0 < lq {
-                    let rows = min(chunk, lq - q0)
-                    // S = scale · Q_h K_hᵀ
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(lk), Int32(d),
-                                scale, qb + q0 * qStride + h * d, Int32(qStride), kb + kvh * d, Int32(kvStride),
-                                0, sp, Int32(lk))
-                    let q0c = q0
-                    parallelFor(rows, grain: 16) { r in
-                        if let maskBase {
-                            for i in r {
-                                let mrow = maskBase + (q0c + i) * lk
-                                let srow = sp + i * lk
-                                for j in 0..<lk { srow[j] += mrow[j] }
+        }
+        let qp = q.pointer, kp = k.pointer, vp = v.pointer, op = out.pointer, sbase = scores.pointer
+        let pairs = b * heads
+        let perWorker = (pairs + workers - 1) / workers
+        withSingleThreadedBLAS(workers > 1) {
+            parallelFor(workers) { wr in
+                for w in wr {
+                    let sp = sbase + w * chunk * lk
+                    for pair in (w * perWorker)..<min(pairs, (w + 1) * perWorker) {
+                        let bi = pair / heads, h = pair % heads
+                        let kvh = h / group
+                        let qb = qp + bi * lq * qStride, kb = kp + bi * lk * kvStride
+                        let vb = vp + bi * lk * kvStride, ob = op + bi * lq * qStride
+                        let maskBase = maskPointer(bi)
+                        var q0 = 0
+                        while q0 < lq {
+                            let rows = min(chunk, lq - q0)
+                            // S = scale · Q_h K_hᵀ
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(lk), Int32(d),
+                                        scale, qb + q0 * qStride + h * d, Int32(qStride), kb + kvh * d, Int32(kvStride),
+                                        0, sp, Int32(lk))
+                            if let maskBase {
+                                for i in 0..<rows {
+                                    let mrow = maskBase + (q0 + i) * lk, srow = sp + i * lk
+                                    for j in 0..<lk { srow[j] += mrow[j] }
+                                }
                             }
+                            kk_softmax_rows(sp, rows, lk, lk)
+                            // O_h = S · V_h
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(lk),
+                                        1, sp, Int32(lk), vb + kvh * d, Int32(kvStride), 0, ob + q0 * qStride + h * d,
+                                        Int32(qStride))
+                            q0 += rows
                         }
-                        kk_softmax_rows(sp + r.lowerBound * lk, r.count, lk, lk)
                     }
-                    // O_h = S · V_h
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(d), Int32(lk),
-                                1, sp, Int32(lk), vb + kvh * d, Int32(kvStride), 0, ob + q0 * qStride + h * d, Int32(qStride))
-                    q0 += rows
                 }
             }
         }
         return out
     }
+}
+
+/// Runs `body` with OpenBLAS limited to one thread (so several threads can each run their own
+/// small GEMMs), restoring the engine's thread count afterwards.
+func withSingleThreadedBLAS<T>(_ enabled: Bool, _ body: () throws -> T) rethrows -> T {
+    guard enabled else { return try body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(Int32(EngineThreads.count)) }
+    return try body()
 }
