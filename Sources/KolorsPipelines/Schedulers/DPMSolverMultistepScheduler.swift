@@ -1,8 +1,7 @@
 import Foundation
 import KolorsEngine
 
-/// Mirrors diffusers' `DPMSolverMultistepScheduler` with `algorithm_type = "dpmsolver++"`
-/// ("DPM++ 2M", and "DPM++ 2M Karras" with `use_karras_sigmas`).
+/// Mirrors diffusers' `DPMSolverMultistepScheduler` (dpmsolver++: DPM++ 2M, Karras with `use_karras_sigmas`).
 public final class DPMSolverMultistepScheduler: Scheduler {
     enum SolverType: String, CaseIterable { case midpoint, heun }
 
