@@ -1,0 +1,184 @@
+import Foundation
+
+/// A scheduler's `scheduler_config.json`, read the way diffusers' `Class.from_config` reads it:
+/// every key any of our scheduler classes takes is kept (a config saved by Euler and reused
+/// for DPM keeps `timestep_spacing`, `steps_offset`, the betas …), an absent or null key is
+/// `nil` and means "the class's own default", and unknown keys are ignored. Overrides (such as
+/// `useKarrasSigmas = true`) are plain assignments made before a scheduler is built.
+public struct SchedulerConfig: Codable, Sendable, Equatable {
+    public var className: String?
+    // The training noise schedule (all classes).
+    public var numTrainTimesteps: Int?
+    public var betaStart: Double?
+    public var betaEnd: Double?
+    public var betaSchedule: String?
+    public var trainedBetas: [Double]?
+    public var rescaleBetasZeroSnr: Bool?
+    // The inference schedule.
+    public var predictionType: String?
+    public var timestepSpacing: String?
+    public var stepsOffset: Int?
+    public var interpolationType: String?
+    public var timestepType: String?
+    public var useKarrasSigmas: Bool?
+    public var useExponentialSigmas: Bool?
+    public var useBetaSigmas: Bool?
+    public var useLuLambdas: Bool?
+    public var useFlowSigmas: Bool?
+    public var useDynamicShifting: Bool?
+    public var sigmaMin: Double?
+    public var sigmaMax: Double?
+    public var finalSigmasType: String?
+    public var lambdaMinClipped: Double?
+    // Multistep solvers (DPM-Solver, UniPC).
+    public var solverOrder: Int?
+    public var algorithmType: String?
+    public var solverType: String?
+    public var lowerOrderFinal: Bool?
+    public var eulerAtFinal: Bool?
+    public var varianceType: String?
+    public var predictX0: Bool?
+    public var disableCorrector: [Int]?
+    public var thresholding: Bool?
+    // DDIM.
+    public var clipSample: Bool?
+    public var clipSampleRange: Double?
+    public var setAlphaToOne: Bool?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case className = "_class_name"
+        case numTrainTimesteps = "num_train_timesteps", betaStart = "beta_start", betaEnd = "beta_end"
+        case betaSchedule = "beta_schedule", trainedBetas = "trained_betas"
+        case rescaleBetasZeroSnr = "rescale_betas_zero_snr", predictionType = "prediction_type"
+        case timestepSpacing = "timestep_spacing", stepsOffset = "steps_offset"
+        case interpolationType = "interpolation_type", timestepType = "timestep_type"
+        case useKarrasSigmas = "use_karras_sigmas", useExponentialSigmas = "use_exponential_sigmas"
+        case useBetaSigmas = "use_beta_sigmas", useLuLambdas = "use_lu_lambdas", useFlowSigmas = "use_flow_sigmas"
+        case useDynamicShifting = "use_dynamic_shifting", sigmaMin = "sigma_min", sigmaMax = "sigma_max"
+        case finalSigmasType = "final_sigmas_type", lambdaMinClipped = "lambda_min_clipped"
+        case solverOrder = "solver_order", algorithmType = "algorithm_type", solverType = "solver_type"
+        case lowerOrderFinal = "lower_order_final", eulerAtFinal = "euler_at_final", varianceType = "variance_type"
+        case predictX0 = "predict_x0", disableCorrector = "disable_corrector", thresholding
+        case clipSample = "clip_sample", clipSampleRange = "clip_sample_range", setAlphaToOne = "set_alpha_to_one"
+    }
+
+    /// Decodes `scheduler_config.json` text. diffusers writes `lambda_min_clipped = -inf` as the
+    /// bare token `-Infinity`, so the text is read as JSON5.
+    public init(json: Data) throws {
+        let decoder = JSONDecoder()
+        decoder.allowsJSON5 = true
+        do {
+            self = try decoder.decode(SchedulerConfig.self, from: json)
+        } catch DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx) {
+            let key = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            throw SchedulerError("scheduler_config.json: key '\(key)' has the wrong type (\(ctx.debugDescription))")
+        } catch DecodingError.dataCorrupted(let ctx) {
+            throw SchedulerError("scheduler_config.json: invalid JSON (\(ctx.debugDescription))")
+        }
+    }
+
+    /// Reads `<checkpoint>/scheduler/scheduler_config.json` (or any path to such a file).
+    public init(contentsOf path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SchedulerError("scheduler config \(path) is missing or unreadable")
+        }
+        try self.init(json: data)
+    }
+
+    /// Throws for an option this port does not implement, instead of silently sampling differently.
+    func rejectUnsupported(_ flags: KeyValuePairs<String, Bool?>, in scheduler: String) throws {
+        for (key, value) in flags where value == true {
+            throw SchedulerError("\(scheduler): \(key) = true is not supported")
+        }
+    }
+}
+
+/// A scheduler that cannot be built or used as asked; the message says why.
+public struct SchedulerError: Error, CustomStringConvertible, Sendable, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// diffusers' `timestep_spacing`.
+enum TimestepSpacing: String, CaseIterable {
+    case linspace, leading, trailing
+}
+
+/// diffusers' `prediction_type` (what the UNet predicts).
+enum PredictionType: String, CaseIterable {
+    case epsilon
+    case vPrediction = "v_prediction"
+    case sample
+}
+
+/// diffusers' `final_sigmas_type`: the σ after the last step.
+enum FinalSigmas: String, CaseIterable {
+    case zero
+    case sigmaMin = "sigma_min"
+}
+
+extension SchedulerConfig {
+    /// A string option parsed into `T`, or `fallback` (the class default) when absent.
+    func option<T: RawRepresentable & CaseIterable>(_ value: String?, key: String, default fallback: T,
+                                                    in scheduler: String) throws -> T where T.RawValue == String {
+        guard let value else { return fallback }
+        guard let parsed = T(rawValue: value) else {
+            let valid = T.allCases.map(\.rawValue).joined(separator: ", ")
+            throw SchedulerError("\(scheduler): \(key) '\(value)' is not supported (valid: \(valid))")
+        }
+        return parsed
+    }
+}
+
+/// The training noise schedule shared by all schedulers (diffusers' `betas`, `alphas_cumprod`
+/// and the σ table), bit-exact with torch on the CPU up to the σ square root (spec §7.1).
+public struct NoiseSchedule: Sendable {
+    /// β_i, i = 0 ..< num_train_timesteps (float32, as torch.linspace).
+    public let betas: [Float]
+    /// ᾱ_i = Π_{j≤i} (1 − β_j), accumulated in double and rounded per prefix (torch's CPU cumprod).
+    public let alphasCumprod: [Float]
+    /// σ_i = sqrt((1 − ᾱ_i)/ᾱ_i) in float32, ascending with i. torch's sqrt on the CPU is off by
+    /// one ulp for some entries; this one is correctly rounded.
+    public let sigmas: [Float]
+
+    public var count: Int { betas.count }
+
+    /// Builds the schedule from `num_train_timesteps`, `beta_start`, `beta_end` and
+    /// `beta_schedule` (defaults 1000, 0.0001, 0.02, "linear", the same in every class).
+    public init(config: SchedulerConfig, scheduler: String) throws {
+        try config.rejectUnsupported(["rescale_betas_zero_snr": config.rescaleBetasZeroSnr], in: scheduler)
+        guard config.trainedBetas == nil else { throw SchedulerError("\(scheduler): trained_betas is not supported") }
+        let count = config.numTrainTimesteps ?? 1000
+        guard count >= 2 else { throw SchedulerError("\(scheduler): num_train_timesteps must be at least 2, got \(count)") }
+        let start = config.betaStart ?? 0.0001, end = config.betaEnd ?? 0.02
+        switch config.betaSchedule ?? "linear" {
+        case "linear":
+            betas = NoiseSchedule.torchLinspace(Float(start), Float(end), count)
+        case "scaled_linear":
+            betas = NoiseSchedule.torchLinspace(Float(start.squareRoot()), Float(end.squareRoot()), count).map { $0 * $0 }
+        case let other:
+            throw SchedulerError("\(scheduler): beta_schedule '\(other)' is not supported (valid: linear, scaled_linear)")
+        }
+        var product = 1.0
+        alphasCumprod = betas.map { beta in
+            product *= Double(1 - beta)
+            return Float(product)
+        }
+        sigmas = alphasCumprod.map { ((1 - $0) / $0).squareRoot() }
+    }
+
+    /// torch.linspace in float32 on the CPU: the first half counts up from `start`, the second
+    /// half down from `end`, each value one fused multiply-add.
+    static func torchLinspace(_ start: Float, _ end: Float, _ count: Int) -> [Float] {
+        let step = (end - start) / Float(count - 1)
+        return (0..<count).map { i in
+            i < count / 2 ? start.addingProduct(step, Float(i)) : end.addingProduct(-step, Float(count - 1 - i))
+        }
+    }
+
+    /// log σ_i in float32 (diffusers' `log_sigmas`, used to map σ back to t).
+    var logSigmas: [Float] { sigmas.map { Float(Foundation.log(Double($0))) } }
+}
