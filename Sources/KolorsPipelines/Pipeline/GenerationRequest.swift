@@ -1,3 +1,4 @@
+import KolorsEngine
 import KolorsImageIO
 
 /// Everything one call of the pipeline needs, with diffusers' defaults.

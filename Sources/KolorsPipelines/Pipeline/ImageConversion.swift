@@ -1,4 +1,5 @@
 import Foundation
+import KolorsEngine
 import KolorsImageIO
 
 /// Conversions between 8-bit images and the tensors diffusers' `VaeImageProcessor` makes.

@@ -30,7 +30,7 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
         unetConfig = try model.config("unet", as: UNet2DConditionConfig.self)
         vaeConfig = try model.config("vae", as: AutoencoderKLConfig.self)
-        schedulerConfig = try SchedulerConfig.load(from: model)
+        schedulerConfig = try SchedulerConfig(contentsOf: model.directory(of: "scheduler") + "/scheduler_config.json")
         prompts = try PromptEncoder(model: model, variant: variant, backend: backend)
     }
 
@@ -60,8 +60,9 @@ public final class KolorsPipeline: @unchecked Sendable {
     public func validate(_ r: GenerationRequest) throws {
         guard !r.prompts.isEmpty else { throw GenerationError("no prompt given") }
         guard r.steps > 0 else { throw GenerationError("steps must be at least 1 (got \(r.steps))") }
-        guard r.steps <= schedulerConfig.numTrainTimesteps else {
-            throw GenerationError("steps must be at most \(schedulerConfig.numTrainTimesteps) (got \(r.steps))")
+        let trainSteps = schedulerConfig.numTrainTimesteps ?? 1000
+        guard r.steps <= trainSteps else {
+            throw GenerationError("steps must be at most \(trainSteps) (got \(r.steps))")
         }
         guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
         guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
@@ -79,9 +80,12 @@ public final class KolorsPipeline: @unchecked Sendable {
             guard r.strength.isFinite, (0...1).contains(r.strength) else {
                 throw GenerationError("strength must be between 0 and 1 (got \(r.strength))")
             }
-            let start = try SchedulerKind.img2imgStart(steps: r.steps, strength: r.strength)
-            guard start.count > 0 else {
-                throw GenerationError("strength \(r.strength) with \(r.steps) steps leaves no denoising step; raise the strength or the steps")
+            let probe = try r.scheduler.make(config: schedulerConfig)
+            try probe.setTimesteps(r.steps)
+            do {
+                _ = try probe.img2imgStart(strength: r.strength)
+            } catch let e as SchedulerError {
+                throw GenerationError(e.message)
             }
         }
     }
@@ -152,9 +156,7 @@ public final class KolorsPipeline: @unchecked Sendable {
             let eps = generator.randn(posterior.mean.shape)
             let sample = scale(posterior.sample(noise: eps), vaeConfig.scalingFactor, inPlace: true)
             let initLatents = concat(Array(repeating: sample, count: total), dim: 0)
-            let start = try SchedulerKind.img2imgStart(steps: request.steps, strength: request.strength)
-            firstStep = start.startIndex
-            scheduler.setBeginIndex(firstStep)
+            firstStep = try scheduler.img2imgStart(strength: request.strength).startIndex
             let noise = generator.randn(initLatents.shape)
             latents = scheduler.addNoise(original: initLatents, noise: noise, stepIndex: firstStep)
             vaeEncoder = nil  // only img2img's first moments need it

@@ -29,9 +29,9 @@ public enum SchedulerKind: String, CaseIterable, Sendable {
         }
     }
 
-    /// Builds the scheduler from a checkpoint's config. The only override is
-    /// `use_karras_sigmas = true` for `dpm++2m-karras` (as the diffusers Kolors docs and the
-    /// reference fixtures); everything else comes from the config and the class defaults.
+    /// Builds the scheduler from a checkpoint's config. The only override is `use_karras_sigmas`:
+    /// true for `dpm++2m-karras` (as the diffusers Kolors docs and the reference fixtures), false
+    /// for `dpm++2m`; everything else comes from the config and the class defaults.
     public func make(config: SchedulerConfig) throws -> Scheduler {
         switch self {
         case .euler:
@@ -39,7 +39,9 @@ public enum SchedulerKind: String, CaseIterable, Sendable {
         case .eulerA:
             return try EulerAncestralDiscreteScheduler(config: config)
         case .dpmpp2m:
-            return try DPMSolverMultistepScheduler(config: config)
+            var plain = config
+            plain.useKarrasSigmas = false  // the name promises no Karras sigmas, whatever the config says
+            return try DPMSolverMultistepScheduler(config: plain)
         case .dpmpp2mKarras:
             var karras = config
             karras.useKarrasSigmas = true
