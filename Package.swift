@@ -45,18 +45,31 @@ let package = Package(
         .target(name: "KolorsImageIO", dependencies: ["CKolorsPNG", "CLibPNG"],
                 swiftSettings: optimised),
 
+        // ---- pipelines (parameters, metadata, previews; schedulers and pipelines later) ----
+        .target(name: "KolorsPipelines", dependencies: ["KolorsEngine", "KolorsImageIO"], swiftSettings: optimised),
+
         // ---- terminal and studio ---------------------------------------------------------
         .target(name: "KolorsTerminal", dependencies: ["CNcursesw", "CSixel"]),
+        // Pure studio logic: state, reducer, editor, layout, themes, gallery. No terminal I/O.
+        .target(name: "KolorsStudioCore", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
+        // The ncurses application: drawing, input loop, signals, background generation, sixel.
+        .target(name: "KolorsStudio", dependencies: [
+            "KolorsStudioCore", "KolorsPipelines", "KolorsTerminal", "KolorsImageIO", "KolorsEngine", "CNcursesw",
+        ]),
 
         // ---- the executable --------------------------------------------------------------
         .executableTarget(name: "kolors", dependencies: [
-            "KolorsEngine", "KolorsImageIO", "KolorsTerminal",
+            "KolorsEngine", "KolorsImageIO", "KolorsTerminal", "KolorsPipelines", "KolorsStudioCore", "KolorsStudio",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // ---- tests -----------------------------------------------------------------------
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
+        ]),
+        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
+        .testTarget(name: "KolorsStudioTests", dependencies: [
+            "KolorsStudioCore", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
         ]),
     ]
 )
