@@ -48,6 +48,16 @@ public struct ParsedImageMetadata: Sendable, Equatable {
     /// Every key/value of the A1111 parameter line, in order (empty for `.kolors`).
     public var fields: [(key: String, value: String)]
 
+    public init(parameters: GenerationParameters, source: Source, batchIndex: Int = 0, record: ImageRecord? = nil,
+                warnings: [String] = [], fields: [(key: String, value: String)] = []) {
+        self.parameters = parameters
+        self.source = source
+        self.batchIndex = batchIndex
+        self.record = record
+        self.warnings = warnings
+        self.fields = fields
+    }
+
     public static func == (a: ParsedImageMetadata, b: ParsedImageMetadata) -> Bool {
         a.parameters == b.parameters && a.source == b.source && a.batchIndex == b.batchIndex && a.record == b.record
             && a.warnings == b.warnings && a.fields.map { "\($0.key)=\($0.value)" } == b.fields.map { "\($0.key)=\($0.value)" }

@@ -12,6 +12,6 @@ struct Kolors: ParsableCommand {
         Kwai-Kolors/Kolors-diffusers with --model DIR.
         """,
         version: KolorsVersion.string,
-        subcommands: []
+        subcommands: [StudioCommand.self]
     )
 }
