@@ -69,7 +69,7 @@ let package = Package(
         ]),
         .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
         .testTarget(name: "KolorsStudioTests", dependencies: [
-            "KolorsStudioCore", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
+            "KolorsStudioCore", "KolorsStudio", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
         ]),
     ]
 )

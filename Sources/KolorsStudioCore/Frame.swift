@@ -71,20 +71,21 @@ public struct Frame: Equatable, Sendable {
             let w = CellWidth.of(c)
             if w == 0 {
                 // attach zero-width clusters to the previous cell so they are not lost
-                if cx > 0, cx - 1 < limit, cx - 1 >= 0 { self[cx - 1, y].text += String(c) }
+                var px = cx - 1
+                if px >= 0, px < width, self[px, y].text.isEmpty { px -= 1 }
+                if px >= 0, px < limit { self[px, y].text += String(c) }
                 continue
             }
             if cx + w > limit {
-                if cx < limit && cx >= 0 { self[cx, y] = Cell(" ", role) }
+                if cx < limit && cx >= 0 { set(cx, y, Cell(" ", role)) }
                 return limit
             }
             if cx >= 0 {
-                // overwriting half of a wide cluster: blank its other half
-                if self[cx, y].text.isEmpty, cx > 0 { self[cx - 1, y] = Cell(" ", self[cx - 1, y].role) }
-                self[cx, y] = Cell(String(c), role)
-                if w == 2 { self[cx + 1, y] = Cell("", role) }
-                let after = cx + w
-                if after < width, self[after, y].text.isEmpty { self[after, y] = Cell(" ", self[after, y].role) }
+                set(cx, y, Cell(String(c), role))
+                if w == 2 {
+                    release(cx + 1, y)
+                    self[cx + 1, y] = Cell("", role)
+                }
             }
             cx += w
         }
@@ -93,8 +94,26 @@ public struct Frame: Equatable, Sendable {
 
     public mutating func fill(_ r: Rect, role: StyleRole, char: String = " ") {
         for y in max(0, r.y)..<min(height, r.maxY) {
-            for x in max(0, r.x)..<min(width, r.maxX) { self[x, y] = Cell(char, role) }
+            for x in max(0, r.x)..<min(width, r.maxX) { set(x, y, Cell(char, role)) }
         }
+    }
+
+    /// Frees cell (x, y) from any wide cluster it belongs to (the other half becomes a space).
+    mutating func release(_ x: Int, _ y: Int) {
+        guard x >= 0, x < width else { return }
+        let c = self[x, y]
+        if c.text.isEmpty {
+            if x > 0 { self[x - 1, y] = Cell(" ", self[x - 1, y].role) }
+        } else if CellWidth.of(c.text) == 2, x + 1 < width, self[x + 1, y].text.isEmpty {
+            self[x + 1, y] = Cell(" ", self[x + 1, y].role)
+        }
+    }
+
+    /// Sets a one-cell-wide or the first cell of a wide cluster, keeping neighbours consistent.
+    mutating func set(_ x: Int, _ y: Int, _ cell: Cell) {
+        guard x >= 0, x < width, y >= 0, y < height else { return }
+        release(x, y)
+        self[x, y] = cell
     }
 
     /// A box with a title on the top border and an optional note on the right of it and on the bottom border.

@@ -131,10 +131,10 @@ public enum KeyMap {
     public static let sections: [(title: String, bindings: [KeyBinding])] = [
         ("Everywhere", [
             KeyBinding("Ctrl-G", "generate with the current fields (queues when busy)"),
-            KeyBinding("Esc", "cancel the running job (closes an overlay first)"),
+            KeyBinding("Esc", "cancel the running job (closes overlays first)"),
             KeyBinding("Ctrl-X", "drop the queued jobs that have not started"),
             KeyBinding("Ctrl-O", "gallery of this session (again: close)"),
-            KeyBinding("Ctrl-P", "load all parameters from a PNG file (ours, A1111, Forge …)"),
+            KeyBinding("Ctrl-P", "load all parameters from a PNG (ours or A1111-style)"),
             KeyBinding("F1", "this help (again or Esc: close)"),
             KeyBinding("F2", "next colour theme"),
             KeyBinding("Ctrl-L", "redraw the screen"),

@@ -67,6 +67,11 @@ public struct PreviewFrame: Equatable, Sendable {
     public var caption: String
     /// Increases with every new image (renderers cache by it).
     public var serial: Int
+    public init(image: RGBImage, caption: String, serial: Int) {
+        self.image = image
+        self.caption = caption
+        self.serial = serial
+    }
 }
 
 public struct StatusMessage: Equatable, Sendable {
@@ -75,6 +80,11 @@ public struct StatusMessage: Equatable, Sendable {
     public var kind: Kind
     /// Time (the clock of `.tick`) after which the message is cleared; nil = until replaced.
     public var expires: Double?
+    public init(text: String, kind: Kind, expires: Double?) {
+        self.text = text
+        self.kind = kind
+        self.expires = expires
+    }
 }
 
 /// The gallery overlay's state. Entries mirror the open `GallerySession`.

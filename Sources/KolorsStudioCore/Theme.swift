@@ -65,6 +65,11 @@ public struct ResolvedStyle: Equatable, Sendable, Hashable {
     public var foreground: Int
     public var background: Int
     public var attributes: Set<TextAttribute>
+    public init(foreground: Int, background: Int, attributes: Set<TextAttribute>) {
+        self.foreground = foreground
+        self.background = background
+        self.attributes = attributes
+    }
 }
 
 public struct ThemeError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -234,7 +239,7 @@ public struct Theme: Equatable, Sendable {
     static func distance(_ a: (Int, Int, Int), _ b: (Int, Int, Int)) -> Int {
         let rm = (a.0 + b.0) / 2
         let dr = a.0 - b.0, dg = a.1 - b.1, db = a.2 - b.2
-        return ((512 + rm) * dr * dr >> 8) + 4 * dg * dg + ((767 - rm) * db * db >> 8)
+        return (((512 + rm) * dr * dr) >> 8) + 4 * dg * dg + (((767 - rm) * db * db) >> 8)
     }
 
     /// Nearest of the 16 (or 8) ANSI colours; with 8 colours a bright match maps to its base colour + bold.

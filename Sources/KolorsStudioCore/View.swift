@@ -54,7 +54,7 @@ public enum StudioView {
 
     static func drawTitle(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
         f.fill(l.title, role: .titleBar)
-        var x = f.put(" Kolors Studio ", x: 0, y: 0, role: .titleBar)
+        let x = f.put(" Kolors Studio ", x: 0, y: 0, role: .titleBar)
         let model: String
         switch s.generator {
         case .loading(let what, let frac):
@@ -62,12 +62,16 @@ public enum StudioView {
         case .ready(let d, let demo): model = demo ? "\(d) [demo]" : d
         case .failed: model = "no engine"
         }
-        x = f.put("│ " + CellWidth.truncate(model, to: max(0, l.title.width / 2 - 18)), x: x, y: 0, role: .titleBar)
+        // the key hint wins; the model name gets what is left
         let hint = KeyMap.hint
-        let w = CellWidth.of(hint)
-        if x + w + 2 <= l.title.width { f.put(hint, x: l.title.width - w - 1, y: 0, role: .titleBar) } else {
-            let short = "F1 help"
-            if x + 9 <= l.title.width { f.put(short, x: l.title.width - CellWidth.of(short) - 1, y: 0, role: .titleBar) }
+        let hintWidth = CellWidth.of(hint)
+        let showHint = l.title.width - x - hintWidth - 2 >= 20
+        let room = l.title.width - x - (showHint ? hintWidth + 3 : 10)
+        if room > 4 { f.put("│ " + CellWidth.truncate(model, to: room - 2), x: x, y: 0, role: .titleBar) }
+        if showHint {
+            f.put(hint, x: l.title.width - hintWidth - 1, y: 0, role: .titleBar)
+        } else {
+            f.put("F1 help", x: l.title.width - 8, y: 0, role: .titleBar)
         }
     }
 
@@ -82,7 +86,7 @@ public enum StudioView {
         let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens)
         f.box(r, title: field.label + (focused ? " ✎" : ""), role: focused ? .focusBorder : .border,
               titleRole: focused ? .focusBorder : .paneTitle, topRight: tokens,
-              bottom: focused ? ("Enter newline · Ctrl-W word · Tab next field", .hint) : nil)
+              bottom: focused ? ("Enter: new line · Tab: next field", .hint) : nil)
         let inner = r.inner
         guard inner.width > 0, inner.height > 0 else { return }
         let rows = e.visualRows(width: inner.width)
@@ -171,7 +175,7 @@ public enum StudioView {
     static func drawPreview(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
         let caption = s.preview?.caption ?? ""
         var progress: (String, StyleRole)?
-        if let job = s.activeJob {
+        if let job = s.activeJob, job.phase != .running || !caption.hasPrefix("#\(job.id) ") {
             progress = (phaseText(job), job.phase == .cancelling ? .warning : .progress)
         }
         f.box(r, title: "Preview" + (caption.isEmpty ? "" : " · \(caption)"), role: .border, topRight: progress,
