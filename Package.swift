@@ -50,20 +50,31 @@ let package = Package(
 
         // ---- terminal and studio ---------------------------------------------------------
         .target(name: "KolorsTerminal", dependencies: ["CNcursesw", "CSixel"]),
+        // Pure studio logic: state, reducer, editor, layout, themes, gallery. No terminal I/O.
+        .target(name: "KolorsStudioCore", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
+        // The ncurses application: drawing, input loop, signals, background generation, sixel.
+        .target(name: "KolorsStudio", dependencies: [
+            "KolorsStudioCore", "KolorsPipelines", "KolorsTerminal", "KolorsImageIO", "KolorsEngine", "CNcursesw",
+        ]),
 
         // ---- the executable --------------------------------------------------------------
         .executableTarget(name: "kolors", dependencies: [
-            "KolorsEngine", "KolorsModels", "KolorsImageIO", "KolorsTerminal",
+            "KolorsEngine", "KolorsModels", "KolorsImageIO", "KolorsTerminal", "KolorsPipelines", "KolorsStudioCore",
+            "KolorsStudio",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // ---- tests -----------------------------------------------------------------------
         .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
-        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsModels", "KolorsEngine"],
+        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
                     swiftSettings: optimised),
         .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine"], swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
+        ]),
+        .testTarget(name: "CLITests", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
+        .testTarget(name: "KolorsStudioTests", dependencies: [
+            "KolorsStudioCore", "KolorsStudio", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
         ]),
     ]
 )

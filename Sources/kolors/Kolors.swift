@@ -12,6 +12,6 @@ struct Kolors: ParsableCommand {
         Kwai-Kolors/Kolors-diffusers with --model DIR.
         """,
         version: KolorsVersion.string,
-        subcommands: [InfoCommand.self, TokenizeCommand.self, BenchCommand.self]
+        subcommands: [StudioCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, BenchCommand.self]
     )
 }

@@ -200,8 +200,8 @@ public final class KolorsPipeline: @unchecked Sendable {
             return GenerationResult(latents: latents, images: [], pixels: nil, timings: timings)
         }
         try cancel?.check()
-        events?(.decoding)
         let vae = try loadVAE(encoder: false, events)
+        events?(.decoding)
         let scaled = Tensor(shape: latents.shape, zeroed: false)
         let sf = vaeConfig.scalingFactor
         for k in 0..<latents.count { scaled.pointer[k] = latents.pointer[k] / sf }

@@ -13,6 +13,7 @@
 #include <langinfo.h>
 #include <string.h>
 #include <wchar.h>
+#include <sys/ioctl.h>
 #include <ncursesw/ncurses.h>
 #include <ncursesw/term.h>
 
@@ -71,4 +72,93 @@ char *ptsname(int fd);
 static inline void kc_del_cur_term(void) { if (cur_term) { del_curterm(cur_term); cur_term = NULL; } }
 
 static inline int kc_wattr_set(WINDOW *w, attr_t attrs, short pair) { return wattr_set(w, attrs, pair, NULL); }
+
+// ---- used by the studio ---------------------------------------------------------------------
+#include <signal.h>
+#include <unistd.h>
+#include <termios.h>
+
+/// Adds one grapheme cluster (a spacing character plus up to 4 combining ones) with
+/// attributes and an extended colour pair (pairs above 32767 work).
+static inline int kc_mvadd_cluster(WINDOW *w, int y, int x, const wchar_t *s, int n, attr_t attrs, int pair) {
+    cchar_t c;
+    wchar_t buf[CCHARW_MAX + 1];
+    int k = n < CCHARW_MAX ? n : CCHARW_MAX;
+    for (int i = 0; i < k; i++) buf[i] = s[i];
+    buf[k] = 0;
+    if (setcchar(&c, buf, attrs, 0, &pair) != OK) return ERR;
+    return mvwadd_wch(w, y, x, &c);
+}
+
+/// init_extended_pair (colour numbers above 255 for direct-colour terminals).
+static inline int kc_init_pair(int pair, int fg, int bg) { return init_extended_pair(pair, fg, bg); }
+
+/// The key code ncurses returns for a terminfo key capability (e.g. "kLFT5"), or 0.
+static inline int kc_key_code(const char *cap) {
+    char *s = tigetstr(cap);
+    if (s == NULL || s == (char *)-1) return 0;
+    int k = key_defined(s);
+    return k > 0 ? k : 0;
+}
+
+static inline int kc_key_code_yes(void) { return KEY_CODE_YES; }
+
+/// Last-resort terminal restore for crashes (SIGSEGV, SIGILL, SIGABRT, …): leaves the
+/// alternate screen, shows the cursor, turns bracketed paste off, puts back the saved tty
+/// modes, then lets the previous handler (e.g. Swift's backtracer) run.
+// State lives in function-local statics: Swift's importer emits inline functions, not
+// header-level static variables.
+typedef struct {
+    struct termios modes;
+    int fd;
+    struct sigaction old[32];
+} kc_crash_state_t;
+
+static inline kc_crash_state_t *kc_crash_state(void) {
+    static kc_crash_state_t state = { .fd = -1 };
+    return &state;
+}
+
+static void kc_crash_handler(int sig) {
+    kc_crash_state_t *st = kc_crash_state();
+    if (st->fd >= 0) {
+        static const char seq[] = "\033[?2004l\033[0m\033[?25h\033[?1049l\r\n";
+        ssize_t r = write(st->fd, seq, sizeof seq - 1);
+        (void)r;
+        tcsetattr(st->fd, TCSANOW, &st->modes);
+    }
+    if (sig > 0 && sig < 32) sigaction(sig, &st->old[sig], NULL);
+    raise(sig);
+}
+
+static inline void kc_install_crash_restore(int fd) {
+    kc_crash_state_t *st = kc_crash_state();
+    if (tcgetattr(fd, &st->modes) != 0) return;
+    st->fd = fd;
+    int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = kc_crash_handler;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESETHAND;
+        sigaction(sigs[i], &sa, &st->old[sigs[i]]);
+    }
+}
+
+static inline void kc_remove_crash_restore(void) {
+    kc_crash_state_t *st = kc_crash_state();
+    if (st->fd < 0) return;
+    int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &st->old[sigs[i]], NULL);
+    st->fd = -1;
+}
+
+/// Terminal size in cells and pixels (pixels may be 0).
+static inline int kc_winsize(int fd, int *rows, int *cols, int *xpixel, int *ypixel) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) != 0) return -1;
+    *rows = ws.ws_row; *cols = ws.ws_col; *xpixel = ws.ws_xpixel; *ypixel = ws.ws_ypixel;
+    return 0;
+}
 #endif

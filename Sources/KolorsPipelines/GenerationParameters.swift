@@ -1,0 +1,172 @@
+import Foundation
+
+/// Everything needed to reproduce one generation request: the studio edits it, the pipelines
+/// run it, and image metadata stores it (as our own JSON and as A1111-style `parameters`).
+public struct GenerationParameters: Codable, Sendable, Equatable {
+    public var prompt: String
+    public var negativePrompt: String
+    /// Pixels; multiples of 64 (the UNet halves the 1/8-size latent three times).
+    public var width: Int
+    public var height: Int
+    public var steps: Int
+    /// Classifier-free guidance scale.
+    public var guidance: Float
+    public var seed: UInt64
+    /// One of `SchedulerName` raw values: euler | euler-a | dpm++2m | dpm++2m-karras | ddim | unipc.
+    public var scheduler: String
+    public var imagesPerPrompt: Int
+    /// img2img source image path; nil for text-to-image.
+    public var initImage: String?
+    /// img2img strength (fraction of the schedule that is re-noised), as diffusers' img2img.
+    public var strength: Float
+    /// The model's name or path, as shown in metadata.
+    public var model: String
+    /// For later: IP-Adapter settings.
+    public var ipAdapter: IPAdapterSettings?
+    /// For later: LoRA files and weights, applied in order.
+    public var loras: [LoRASettings]
+
+    public struct IPAdapterSettings: Codable, Sendable, Equatable {
+        public var path: String
+        public var image: String
+        public var scale: Float
+        public init(path: String, image: String, scale: Float = 0.5) {
+            self.path = path
+            self.image = image
+            self.scale = scale
+        }
+    }
+
+    public struct LoRASettings: Codable, Sendable, Equatable {
+        public var path: String
+        public var weight: Float
+        public init(path: String, weight: Float = 1.0) {
+            self.path = path
+            self.weight = weight
+        }
+    }
+
+    /// Kolors defaults as the studio uses them: 1024², 25 Euler steps, guidance 5.0.
+    /// (diffusers' KolorsPipeline defaults to 50 steps; 25 with Euler is visually close and half the time.)
+    public static let defaultWidth = 1024
+    public static let defaultHeight = 1024
+    public static let defaultSteps = 25
+    public static let defaultGuidance: Float = 5.0
+    public static let defaultSeed: UInt64 = 66
+    public static let defaultScheduler = SchedulerName.euler.rawValue
+    public static let defaultStrength: Float = 0.3
+    public static let defaultModel = "Kolors"
+    /// The text encoder's maximum prompt length in tokens (ChatGLM3 in Kolors).
+    public static let maxPromptTokens = 256
+
+    public init(prompt: String = "", negativePrompt: String = "",
+                width: Int = GenerationParameters.defaultWidth, height: Int = GenerationParameters.defaultHeight,
+                steps: Int = GenerationParameters.defaultSteps, guidance: Float = GenerationParameters.defaultGuidance,
+                seed: UInt64 = GenerationParameters.defaultSeed, scheduler: String = GenerationParameters.defaultScheduler,
+                imagesPerPrompt: Int = 1, initImage: String? = nil,
+                strength: Float = GenerationParameters.defaultStrength, model: String = GenerationParameters.defaultModel,
+                ipAdapter: IPAdapterSettings? = nil, loras: [LoRASettings] = []) {
+        self.prompt = prompt
+        self.negativePrompt = negativePrompt
+        self.width = width
+        self.height = height
+        self.steps = steps
+        self.guidance = guidance
+        self.seed = seed
+        self.scheduler = scheduler
+        self.imagesPerPrompt = imagesPerPrompt
+        self.initImage = initImage
+        self.strength = strength
+        self.model = model
+        self.ipAdapter = ipAdapter
+        self.loras = loras
+    }
+
+    /// The scheduler as an enum (nil when the string names none of ours).
+    public var schedulerName: SchedulerName? { SchedulerName(rawValue: scheduler) }
+
+    private enum CodingKeys: String, CodingKey {
+        case prompt, negativePrompt, width, height, steps, guidance, seed, scheduler, imagesPerPrompt
+        case initImage, strength, model, ipAdapter, loras
+    }
+
+    /// Missing keys fall back to the defaults, so records written by older or newer versions load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = GenerationParameters()
+        prompt = try c.decodeIfPresent(String.self, forKey: .prompt) ?? d.prompt
+        negativePrompt = try c.decodeIfPresent(String.self, forKey: .negativePrompt) ?? d.negativePrompt
+        width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
+        height = try c.decodeIfPresent(Int.self, forKey: .height) ?? d.height
+        steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? d.steps
+        guidance = try c.decodeIfPresent(Float.self, forKey: .guidance) ?? d.guidance
+        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+        scheduler = try c.decodeIfPresent(String.self, forKey: .scheduler) ?? d.scheduler
+        imagesPerPrompt = try c.decodeIfPresent(Int.self, forKey: .imagesPerPrompt) ?? d.imagesPerPrompt
+        initImage = try c.decodeIfPresent(String.self, forKey: .initImage)
+        strength = try c.decodeIfPresent(Float.self, forKey: .strength) ?? d.strength
+        model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
+        ipAdapter = try c.decodeIfPresent(IPAdapterSettings.self, forKey: .ipAdapter)
+        loras = try c.decodeIfPresent([LoRASettings].self, forKey: .loras) ?? []
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(prompt, forKey: .prompt)
+        try c.encode(negativePrompt, forKey: .negativePrompt)
+        try c.encode(width, forKey: .width)
+        try c.encode(height, forKey: .height)
+        try c.encode(steps, forKey: .steps)
+        try c.encode(guidance, forKey: .guidance)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(scheduler, forKey: .scheduler)
+        try c.encode(imagesPerPrompt, forKey: .imagesPerPrompt)
+        try c.encodeIfPresent(initImage, forKey: .initImage)
+        try c.encode(strength, forKey: .strength)
+        try c.encode(model, forKey: .model)
+        try c.encodeIfPresent(ipAdapter, forKey: .ipAdapter)
+        if !loras.isEmpty { try c.encode(loras, forKey: .loras) }
+    }
+}
+
+/// The schedulers the studio offers, with the names A1111-style tools use for them.
+public enum SchedulerName: String, CaseIterable, Sendable, Codable {
+    case euler
+    case eulerAncestral = "euler-a"
+    case dpmpp2m = "dpm++2m"
+    case dpmpp2mKarras = "dpm++2m-karras"
+    case ddim
+    case unipc
+
+    /// The A1111 `Sampler:` value and, for Karras sigmas, the separate `Schedule type:` value
+    /// (A1111 ≥ 1.9 writes them apart; older versions wrote "DPM++ 2M Karras").
+    public var a1111: (sampler: String, scheduleType: String?) {
+        switch self {
+        case .euler: ("Euler", nil)
+        case .eulerAncestral: ("Euler a", nil)
+        case .dpmpp2m: ("DPM++ 2M", nil)
+        case .dpmpp2mKarras: ("DPM++ 2M", "Karras")
+        case .ddim: ("DDIM", nil)
+        case .unipc: ("UniPC", nil)
+        }
+    }
+
+    /// Maps A1111 sampler (and schedule type) names to ours; nil for samplers we do not have.
+    public static func fromA1111(sampler: String, scheduleType: String? = nil) -> SchedulerName? {
+        var s = sampler.trimmingCharacters(in: .whitespaces).lowercased()
+        var karras = scheduleType?.trimmingCharacters(in: .whitespaces).lowercased() == "karras"
+        if s.hasSuffix(" karras") {
+            karras = true
+            s = String(s.dropLast(" karras".count))
+        }
+        switch s {
+        case "euler": return .euler
+        case "euler a", "euler_a", "euler ancestral", "euler-a", "euler_ancestral": return .eulerAncestral
+        case "dpm++ 2m", "dpmpp_2m", "dpm++2m": return karras ? .dpmpp2mKarras : .dpmpp2m
+        case "dpm++2m-karras": return .dpmpp2mKarras
+        case "ddim": return .ddim
+        case "unipc", "uni_pc", "uni pc": return .unipc
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+
+/// Our own complete record of how an image was made, stored as JSON in an iTXt chunk keyed
+/// `kolors`. It holds every setting, so an image can be reproduced exactly.
+public struct ImageRecord: Codable, Sendable, Equatable {
+    /// Record format tag; readers accept any `kolors-studio/…` value and ignore unknown keys.
+    public var format: String
+    /// The program that wrote the image, e.g. "kolors-studio 0.1.0".
+    public var software: String
+    public var parameters: GenerationParameters
+    /// Index of this image within its batch (`imagesPerPrompt` > 1).
+    public var batchIndex: Int
+    /// ISO 8601 time the image was finished, when known.
+    public var created: String?
+    /// Wall time the whole job took, in seconds, when known.
+    public var seconds: Double?
+
+    public static let currentFormat = "kolors-studio/1"
+
+    public init(parameters: GenerationParameters, batchIndex: Int = 0, created: String? = nil, seconds: Double? = nil,
+                software: String = ImageMetadata.software) {
+        self.format = ImageRecord.currentFormat
+        self.software = software
+        self.parameters = parameters
+        self.batchIndex = batchIndex
+        self.created = created
+        self.seconds = seconds
+    }
+}
+
+/// What `ImageMetadata.parse` found in a PNG.
+public struct ParsedImageMetadata: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        /// Our JSON record (`kolors` chunk): complete.
+        case kolors
+        /// A1111-style `parameters` text (ours or another tool's): the fields it carries.
+        case a1111
+    }
+    public var parameters: GenerationParameters
+    public var source: Source
+    public var batchIndex: Int
+    /// Our full record when the source is `.kolors`.
+    public var record: ImageRecord?
+    /// Settings that could not be carried over (unknown sampler, negative seed …).
+    public var warnings: [String]
+    /// Every key/value of the A1111 parameter line, in order (empty for `.kolors`).
+    public var fields: [(key: String, value: String)]
+
+    public init(parameters: GenerationParameters, source: Source, batchIndex: Int = 0, record: ImageRecord? = nil,
+                warnings: [String] = [], fields: [(key: String, value: String)] = []) {
+        self.parameters = parameters
+        self.source = source
+        self.batchIndex = batchIndex
+        self.record = record
+        self.warnings = warnings
+        self.fields = fields
+    }
+
+    public static func == (a: ParsedImageMetadata, b: ParsedImageMetadata) -> Bool {
+        a.parameters == b.parameters && a.source == b.source && a.batchIndex == b.batchIndex && a.record == b.record
+            && a.warnings == b.warnings && a.fields.map { "\($0.key)=\($0.value)" } == b.fields.map { "\($0.key)=\($0.value)" }
+    }
+}
+
+/// PNG text chunks for generated images, and the parser that reads them back (also from
+/// images made by A1111, Forge, ComfyUI's A1111 nodes and other tools writing `parameters`).
+public enum ImageMetadata {
+    /// Key of the A1111-style text chunk.
+    public static let parametersKey = "parameters"
+    /// Key of our JSON record (an iTXt chunk).
+    public static let recordKey = "kolors"
+    /// Written into `Version:` and `software`.
+    public static var software: String { "kolors-studio \(KolorsVersion.string)" }
+
+    // MARK: - writing
+
+    /// The chunks for one image: `parameters` (tEXt when Latin-1, iTXt otherwise) and `kolors` (iTXt JSON).
+    public static func texts(for record: ImageRecord) -> [PNGText] {
+        [
+            PNGText.automatic(key: parametersKey, value: a1111Parameters(record.parameters, batchIndex: record.batchIndex,
+                                                                         software: record.software)),
+            PNGText(key: recordKey, value: json(record), kind: .international),
+        ]
+    }
+
+    /// The record as compact JSON with sorted keys (stable across runs).
+    public static func json(_ record: ImageRecord) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(record)) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The A1111 `parameters` text:
+    /// ```
+    /// <prompt>
+    /// Negative prompt: <negative>      (omitted when empty)
+    /// Steps: 25, Sampler: Euler, CFG scale: 5.0, Seed: 66, Size: 1024x1024, Model: Kolors, Version: kolors-studio 0.1.0
+    /// ```
+    public static func a1111Parameters(_ p: GenerationParameters, batchIndex: Int = 0,
+                                       software: String = ImageMetadata.software) -> String {
+        var lines: [String] = [p.prompt]
+        if !p.negativePrompt.isEmpty { lines.append("Negative prompt: \(p.negativePrompt)") }
+        var kv: [(String, String)] = [("Steps", "\(p.steps)")]
+        if let s = p.schedulerName {
+            kv.append(("Sampler", s.a1111.sampler))
+            if let t = s.a1111.scheduleType { kv.append(("Schedule type", t)) }
+        } else {
+            kv.append(("Sampler", p.scheduler))
+        }
+        kv.append(("CFG scale", formatFloat(p.guidance)))
+        kv.append(("Seed", "\(p.seed)"))
+        kv.append(("Size", "\(p.width)x\(p.height)"))
+        kv.append(("Model", p.model))
+        if p.initImage != nil { kv.append(("Denoising strength", formatFloat(p.strength))) }
+        if p.imagesPerPrompt > 1 {
+            kv.append(("Batch size", "\(p.imagesPerPrompt)"))
+            kv.append(("Batch pos", "\(batchIndex)"))
+        }
+        kv.append(("Version", software))
+        lines.append(kv.map { "\($0.0): \(quote($0.1))" }.joined(separator: ", "))
+        return lines.joined(separator: "\n")
+    }
+
+    /// A1111's `quote`: values with `,` `:` or a newline become JSON strings.
+    public static func quote(_ value: String) -> String {
+        guard value.contains(where: { $0 == "," || $0 == ":" || $0 == "\n" || $0 == "\r\n" }) else { return value }
+        var out = "\""
+        for u in value.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+            default: out.unicodeScalars.append(u)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Reverses `quote` (JSON string unescaping); returns the input when it is not a valid JSON string.
+    public static func unquote(_ value: String) -> String {
+        guard value.count >= 2, value.first == "\"", value.last == "\"" else { return value }
+        let data = Data(value.utf8)
+        if let s = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? String { return s }
+        return value
+    }
+
+    /// Shortest decimal that reads back as the same Float ("5.0", "6.5", "0.3").
+    public static func formatFloat(_ x: Float) -> String {
+        let s = "\(x)"
+        return s.contains(".") || s.contains("e") || s.contains("n") || s.contains("i") ? s : s + ".0"
+    }
+
+    // MARK: - reading
+
+    /// Parses the text chunks of a PNG: our JSON record when present and valid, otherwise the
+    /// A1111 `parameters` text. Returns nil when neither is there.
+    public static func parse(_ texts: [PNGText]) -> ParsedImageMetadata? {
+        var warnings: [String] = []
+        if let json = texts.first(where: { $0.key == recordKey })?.value {
+            if let record = try? JSONDecoder().decode(ImageRecord.self, from: Data(json.utf8)),
+               record.format.hasPrefix("kolors-studio/") {
+                return ParsedImageMetadata(parameters: record.parameters, source: .kolors, batchIndex: record.batchIndex,
+                                           record: record, warnings: [], fields: [])
+            }
+            warnings.append("the kolors record is damaged; parameters read from the A1111 text instead")
+        }
+        if let text = texts.first(where: { $0.key == parametersKey })?.value, var parsed = parseA1111(text) {
+            parsed.warnings.insert(contentsOf: warnings, at: 0)
+            return parsed
+        }
+        return nil
+    }
+
+    /// The key/value pattern A1111 uses (from its `parse_generation_parameters`).
+    nonisolated(unsafe) private static let parameterPattern =
+        try! Regex(#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)"#)
+
+    /// All key/value pairs on one A1111 parameter line.
+    public static func parameterPairs(_ line: String) -> [(key: String, value: String)] {
+        line.matches(of: parameterPattern).compactMap { m in
+            guard let k = m.output[1].substring, let v = m.output[2].substring else { return nil }
+            return (String(k), String(v))
+        }
+    }
+
+    /// Parses A1111 `parameters` text into our parameters. Unknown keys are kept in `fields`;
+    /// settings we cannot honour are listed in `warnings`. Returns nil for empty text.
+    public static func parseA1111(_ text: String) -> ParsedImageMetadata? {
+        let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !normalized.isEmpty else { return nil }
+        var lines = normalized.components(separatedBy: "\n")
+        var lastLine = lines.removeLast()
+        if parameterPairs(lastLine).count < 3 {
+            lines.append(lastLine)
+            lastLine = ""
+        }
+        var prompt = "", negative = ""
+        var doneWithPrompt = false
+        for raw in lines {
+            var line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("Negative prompt:") {
+                doneWithPrompt = true
+                line = String(line.dropFirst("Negative prompt:".count)).trimmingCharacters(in: .whitespaces)
+            }
+            if doneWithPrompt {
+                negative += (negative.isEmpty ? "" : "\n") + line
+            } else {
+                prompt += (prompt.isEmpty ? "" : "\n") + line
+            }
+        }
+        var p = GenerationParameters(prompt: prompt, negativePrompt: negative)
+        var warnings: [String] = []
+        var fields: [(key: String, value: String)] = []
+        var sampler: String?
+        var scheduleType: String?
+        var batchIndex = 0
+        for (key, rawValue) in parameterPairs(lastLine) {
+            let value = rawValue.hasPrefix("\"") && rawValue.hasSuffix("\"") && rawValue.count >= 2 ? unquote(rawValue) : rawValue
+            let v = value.trimmingCharacters(in: .whitespaces)
+            fields.append((key, v))
+            switch key {
+            case "Steps":
+                if let n = Int(v), n > 0 { p.steps = n } else { warnings.append("Steps '\(v)' is not a number") }
+            case "Sampler": sampler = v
+            case "Schedule type": scheduleType = v
+            case "CFG scale":
+                if let g = Float(v) { p.guidance = g } else { warnings.append("CFG scale '\(v)' is not a number") }
+            case "Seed":
+                if let s = UInt64(v) { p.seed = s } else if let s = Int64(v) {
+                    warnings.append("seed \(s) is negative (random in A1111); kept the default seed")
+                } else { warnings.append("Seed '\(v)' is not a number") }
+            case "Size":
+                let parts = v.lowercased().split(separator: "x")
+                if parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]), w > 0, h > 0 {
+                    p.width = w
+                    p.height = h
+                } else { warnings.append("Size '\(v)' is not W×H") }
+            case "Model": p.model = v
+            case "Denoising strength":
+                if let s = Float(v) { p.strength = s }
+            case "Batch size":
+                if let n = Int(v), n > 0 { p.imagesPerPrompt = n }
+            case "Batch pos":
+                if let n = Int(v), n >= 0 { batchIndex = n }
+            default: break
+            }
+        }
+        if let sampler {
+            if let s = SchedulerName.fromA1111(sampler: sampler, scheduleType: scheduleType) {
+                p.scheduler = s.rawValue
+            } else {
+                let full = scheduleType.map { "\(sampler) (\($0))" } ?? sampler
+                warnings.append("sampler '\(full)' is not available; using \(p.scheduler)")
+            }
+        }
+        return ParsedImageMetadata(parameters: p, source: .a1111, batchIndex: batchIndex, record: nil,
+                                   warnings: warnings, fields: fields)
+    }
+}

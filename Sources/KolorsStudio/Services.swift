@@ -1,0 +1,153 @@
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+import KolorsPipelines
+import KolorsStudioCore
+
+/// Things background work tells the UI thread.
+enum ShellEvent: Sendable {
+    case action(Action)
+    case sessionOpened(GallerySession, GalleryLoadReport)
+    /// An image the screen waits for finished loading: repaint.
+    case imageReady
+}
+
+/// A thread-safe inbox drained by the UI loop.
+final class Mailbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [ShellEvent] = []
+    func post(_ e: ShellEvent) { lock.withLock { items.append(e) } }
+    func post(_ a: Action) { post(.action(a)) }
+    func drain() -> [ShellEvent] {
+        lock.withLock {
+            let out = items
+            items = []
+            return out
+        }
+    }
+}
+
+/// Loads gallery PNGs in the background (downscaled for display) and caches them.
+final class ImageStore: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cache: [String: RGBImage] = [:]
+    private var order: [String] = []
+    private var loading = Set<String>()
+    private var failed = Set<String>()
+    private let queue = DispatchQueue(label: "kolors.studio.images", qos: .utility)
+    private let mailbox: Mailbox
+    static let maxSide = 768
+
+    init(mailbox: Mailbox) { self.mailbox = mailbox }
+
+    /// The image if loaded; otherwise starts loading it and returns nil.
+    func image(_ path: String) -> RGBImage? {
+        lock.lock()
+        defer { lock.unlock() }
+        if let img = cache[path] { return img }
+        if loading.contains(path) || failed.contains(path) { return nil }
+        loading.insert(path)
+        queue.async { [self] in
+            let img = try? PNGFile.read(path).image
+            let small = img.map { i in
+                i.width > Self.maxSide || i.height > Self.maxSide
+                    ? LatentPreview.fit(i, maxWidth: Self.maxSide, maxHeight: Self.maxSide) : i
+            }
+            lock.withLock {
+                loading.remove(path)
+                if let small {
+                    cache[path] = small
+                    order.append(path)
+                    if order.count > 64 { cache[order.removeFirst()] = nil }
+                } else {
+                    failed.insert(path)
+                }
+            }
+            mailbox.post(.imageReady)
+        }
+        return nil
+    }
+
+    func hasFailed(_ path: String) -> Bool { lock.withLock { failed.contains(path) } }
+
+    func forget(_ path: String) {
+        lock.withLock {
+            cache[path] = nil
+            failed.remove(path)
+        }
+    }
+}
+
+/// Owns the generator and runs jobs on a background queue, one at a time.
+final class GenerationService: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "kolors.studio.generation", qos: .userInitiated)
+    private let lock = NSLock()
+    private var generator: (any ImageGenerator)?
+    private var tokens: [Int: CancellationToken] = [:]
+    private let mailbox: Mailbox
+
+    init(mailbox: Mailbox) { self.mailbox = mailbox }
+
+    var current: (any ImageGenerator)? { lock.withLock { generator } }
+
+    /// Makes the generator in the background; progress and the result arrive as actions.
+    func load(factory: @escaping GeneratorFactory, request: GeneratorRequest) {
+        let mailbox = self.mailbox
+        queue.async { [self] in
+            do {
+                let g = try factory(request) { event in
+                    if case .loading(let what, let f) = event { mailbox.post(.generatorStatus(.loading(what, fraction: f))) }
+                }
+                lock.withLock { generator = g }
+                mailbox.post(.generatorStatus(.ready(description: g.modelDescription, isDemo: g.isDemo)))
+            } catch {
+                mailbox.post(.generatorStatus(.failed("\(error)")))
+            }
+        }
+    }
+
+    func start(_ job: Job, session: GallerySession) {
+        let token = CancellationToken()
+        lock.withLock { tokens[job.id] = token }
+        let mailbox = self.mailbox
+        queue.async { [self] in
+            defer { _ = lock.withLock { tokens.removeValue(forKey: job.id) } }
+            guard let g = current else {
+                mailbox.post(.jobFailed(jobID: job.id, message: "the generator is not ready"))
+                return
+            }
+            let t0 = Date()
+            do {
+                try token.check()
+                let images = try g.generate(job.parameters, cancel: token) { event in
+                    mailbox.post(.generation(jobID: job.id, event))
+                }
+                // A cancel that arrives after the images are made does not throw them away.
+                let seconds = Date().timeIntervalSince(t0)
+                let created = ISO8601DateFormatter().string(from: Date())
+                var entries: [GalleryEntry] = []
+                for (i, img) in images.enumerated() {
+                    let record = ImageRecord(parameters: job.parameters, batchIndex: i, created: created,
+                                             seconds: (seconds * 10).rounded() / 10)
+                    entries.append(try session.add(image: img, record: record))
+                }
+                mailbox.post(.jobSaved(jobID: job.id, entries: entries, final: images.first))
+            } catch is CancellationError {
+                mailbox.post(.jobCancelled(jobID: job.id))
+            } catch {
+                mailbox.post(.jobFailed(jobID: job.id, message: "\(error)"))
+            }
+        }
+    }
+
+    func cancel(_ id: Int) { lock.withLock { tokens[id] }?.cancel() }
+
+    func cancelAll() { lock.withLock { Array(tokens.values) }.forEach { $0.cancel() } }
+
+    /// Waits until queued work finished, at most `timeout` seconds.
+    func drain(timeout: Double) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        queue.async { done.signal() }
+        return done.wait(timeout: .now() + timeout) == .success
+    }
+}

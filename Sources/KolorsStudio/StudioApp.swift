@@ -1,0 +1,406 @@
+import CNcursesw
+import Dispatch
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+import KolorsPipelines
+import KolorsStudioCore
+import KolorsTerminal
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Command-line options of `kolors studio`.
+public struct StudioOptions: Sendable {
+    public var model: String?
+    /// Session folder; nil = a new one under the user's data folder.
+    public var session: String?
+    public var preview: PreviewMode
+    public var theme: String?
+    public var threads: Int?
+    public var environment: [String: String]
+    /// Path of the running binary (to find themes next to it).
+    public var executable: String
+
+    public init(model: String? = nil, session: String? = nil, preview: PreviewMode = .auto, theme: String? = nil,
+                threads: Int? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+                executable: String = CommandLine.arguments.first ?? "kolors") {
+        self.model = model
+        self.session = session
+        self.preview = preview
+        self.theme = theme
+        self.threads = threads
+        self.environment = environment
+        self.executable = executable
+    }
+}
+
+/// Set by SIGINT/SIGTERM/SIGHUP handlers; the UI loop exits cleanly when it sees it.
+private let stopSignal = Atomic<Int32>(0)
+
+/// Runs the studio until the user quits. Returns the process exit status. The terminal is
+/// restored on every path out (quit, Ctrl-C, SIGTERM/SIGHUP, thrown errors; crashes via a
+/// signal handler).
+public func runStudio(options: StudioOptions, makeGenerator: @escaping GeneratorFactory) throws -> Int32 {
+    let env = options.environment
+    // Everything that can fail with a plain message happens before ncurses starts.
+    let term = env["TERM"]
+    if let problem = CursesScreen.probe(term: term) { throw TerminalError(problem) }
+    guard isatty(0) == 1, isatty(1) == 1 else { throw TerminalError("kolors studio needs a terminal on stdin and stdout") }
+
+    let themes = ThemeLibrary.standard(executable: options.executable, environment: env)
+    var theme = try themes.load(options.theme ?? "dark")
+    let sessionPath = options.session.map { ($0 as NSString).expandingTildeInPath }
+        ?? (GallerySession.defaultRoot(environment: env) as NSString).appendingPathComponent(GallerySession.sessionName())
+
+    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
+    let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
+    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
+    let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
+    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
+
+    // Signals: handled on a queue, acted on by the UI loop.
+    let signalQueue = DispatchQueue(label: "kolors.studio.signals")
+    var signalSources: [DispatchSourceSignal] = []
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
+        signal(sig, SIG_IGN)
+        let src = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+        src.setEventHandler { stopSignal.store(sig, ordering: .relaxed) }
+        src.resume()
+        signalSources.append(src)
+    }
+    signal(SIGPIPE, SIG_IGN)
+    defer {
+        for s in signalSources { s.cancel() }
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(sig, SIG_DFL) }
+    }
+
+    kc_install_crash_restore(1)
+    defer { kc_remove_crash_restore() }
+    let screen = try CursesScreen()
+    var app: StudioApp? = nil
+    defer {
+        app?.shutdownTerminal()
+        screen.stop()
+    }
+    app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, mode: mode,
+                    caps: caps, factory: makeGenerator)
+    theme = app!.theme
+    let code = app!.run()
+    let sig = stopSignal.load(ordering: .relaxed)
+    return sig != 0 ? 128 + sig : code
+}
+
+/// The UI thread's world: state, screen, services.
+final class StudioApp {
+    let screen: CursesScreen
+    let options: StudioOptions
+    var theme: Theme
+    let themes: ThemeLibrary
+    let mailbox = Mailbox()
+    let service: GenerationService
+    let images: ImageStore
+    let painter: Painter
+    let sixel: SixelPresenter?
+    let mode: PreviewMode
+    let io = DispatchQueue(label: "kolors.studio.io", qos: .utility)
+    var session: GallerySession
+    var state: StudioState
+    var decoder = InputDecoder()
+    var running = true
+    var dirty = true
+    var clearNext = true
+    var lastRepaintSerial = 0
+    var lastOverlayKey = ""
+    var countedTexts: (String, String)? = nil
+    var lastTick = Date.distantPast
+    let factory: GeneratorFactory
+    let clock0 = Date()
+    var extraKeys: [Int32: Key] = [:]
+
+    init(screen: CursesScreen, options: StudioOptions, theme: Theme, themes: ThemeLibrary, sessionPath: String, mode: PreviewMode,
+         caps: TerminalCapabilities, factory: @escaping GeneratorFactory) {
+        self.screen = screen
+        self.options = options
+        self.theme = theme
+        self.themes = themes
+        self.mode = mode
+        self.factory = factory
+        service = GenerationService(mailbox: mailbox)
+        images = ImageStore(mailbox: mailbox)
+        painter = Painter()
+        if mode == .sixel {
+            let budget = options.environment["KOLORS_SIXEL_BUDGET"].flatMap(Double.init) ?? 4_000_000
+            sixel = SixelPresenter(outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
+                                   tmuxPassthrough: (caps.tmux || options.environment["TMUX"] != nil) && !caps.sixel,
+                                   budget: budget)
+        } else {
+            sixel = nil
+        }
+        session = GallerySession(directory: sessionPath)
+        let seed = UInt64(UInt32(truncatingIfNeeded: getpid())) << 32 ^ UInt64(Date().timeIntervalSince1970 * 1000)
+        state = StudioState(width: screen.columns, height: screen.lines, sessionPath: sessionPath, themeName: theme.name,
+                            themeNames: themes.names(), previewMode: mode.rawValue, randomSeed: seed)
+        painter.apply(theme: theme)
+        setupTerminal()
+    }
+
+    func setupTerminal() {
+        _ = raw()                       // Ctrl-C/Q/S/O/V arrive as keys (no signals, no flow control)
+        _ = set_escdelay(25)            // Esc is acknowledged at once
+        wtimeout(kc_stdscr(), 20)       // get_wch waits at most 20 ms
+        for (cap, key) in [("kLFT5", Key.ctrlLeft), ("kRIT5", .ctrlRight), ("kUP5", .ctrlUp), ("kDN5", .ctrlDown),
+                           ("kHOM5", .ctrlHome), ("kEND5", .ctrlEnd), ("kDC5", .ctrlDelete)] {
+            let code = cap.withCString { kc_key_code($0) }
+            if code > 0 { extraKeys[code] = key }
+        }
+        writeRaw("\u{1B}[?2004h")       // bracketed paste
+    }
+
+    func shutdownTerminal() {
+        writeRaw("\u{1B}[?2004l")
+    }
+
+    func writeRaw(_ s: String) {
+        _ = s.utf8CString.withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count - 1) }
+    }
+
+    // MARK: loop
+
+    func run() -> Int32 {
+        service.load(factory: factory, request: GeneratorRequest(model: options.model, threads: options.threads))
+        openSession(session.directory, restore: true)
+        while running {
+            if stopSignal.load(ordering: .relaxed) != 0 {
+                dispatch(.key(.ctrl("q")))
+                break
+            }
+            readInput()
+            for e in mailbox.drain() { handle(e) }
+            let now = Date()
+            if now.timeIntervalSince(lastTick) >= 1 {
+                lastTick = now
+                dispatch(.tick(now: now.timeIntervalSince(clock0), rssBytes: Self.residentBytes()))
+            }
+            updateTokenCounts()
+            if dirty || sixel?.pending == true { render() }
+        }
+        service.cancelAll()
+        _ = service.drain(timeout: 1.0)
+        return 0
+    }
+
+    func readInput() {
+        var batch: [RawInput] = []
+        var ch: wint_t = 0
+        var first = true
+        while true {
+            if !first { wtimeout(kc_stdscr(), 0) }
+            let rc = wget_wch(kc_stdscr(), &ch)
+            if !first { wtimeout(kc_stdscr(), decoder.isPasting ? 50 : 20) }
+            first = false
+            if rc == ERR { break }
+            if rc == kc_key_code_yes() {
+                let code = Int32(ch)
+                if code == kc_key_resize() {
+                    dispatch(.resize(width: Int(kc_cols()), height: Int(kc_lines())))
+                    clearNext = true
+                    continue
+                }
+                if let k = mapKey(code) { batch.append(.key(k)) }
+            } else {
+                batch.append(.scalar(UInt32(ch)))
+            }
+            if batch.count > 100_000 { break }
+        }
+        guard !batch.isEmpty else { return }
+        for e in decoder.feed(batch) {
+            switch e {
+            case .key(let k): dispatch(.key(k))
+            case .paste(let text): dispatch(.paste(text))
+            }
+        }
+    }
+
+    func mapKey(_ code: Int32) -> Key? {
+        if let k = extraKeys[code] { return k }
+        switch code {
+        case KEY_UP: return .up
+        case KEY_DOWN: return .down
+        case KEY_LEFT: return .left
+        case KEY_RIGHT: return .right
+        case KEY_HOME: return .home
+        case KEY_END: return .end
+        case KEY_PPAGE: return .pageUp
+        case KEY_NPAGE: return .pageDown
+        case KEY_DC: return .delete
+        case KEY_IC: return .insert
+        case KEY_BACKSPACE: return .backspace
+        case KEY_ENTER: return .enter
+        case kc_key_btab(): return .backTab
+        default:
+            for n in 1...12 where code == kc_key_f(Int32(n)) { return .function(n) }
+            return nil
+        }
+    }
+
+    func dispatch(_ action: Action) {
+        let effects = reduce(&state, action)
+        dirty = true
+        for e in effects { perform(e) }
+    }
+
+    func handle(_ e: ShellEvent) {
+        switch e {
+        case .action(let a): dispatch(a)
+        case .sessionOpened(let s, let report):
+            session = s
+            let entries = s.entries
+            dispatch(.galleryLoaded(sessionPath: s.directory, entries: entries, notes: report.notes))
+            // reopening a session restores its history: the gallery, the last image in the
+            // preview and (at startup) the last parameters in the editor
+            if let last = entries.last {
+                if restoreOnOpen {
+                    dispatch(.parametersLoaded(ParsedImageMetadata(parameters: last.parameters, source: .kolors,
+                                                                   batchIndex: last.batchIndex), from: last.file))
+                }
+                perform(.loadPreview(path: s.path(of: last.file), caption: last.file))
+            }
+        case .imageReady:
+            dirty = true
+        }
+    }
+
+    var restoreOnOpen = true
+
+    func openSession(_ path: String, restore: Bool) {
+        restoreOnOpen = restore
+        let mailbox = self.mailbox
+        io.async {
+            do {
+                let (s, report) = try GallerySession.open(directory: path)
+                mailbox.post(.sessionOpened(s, report))
+            } catch {
+                mailbox.post(.failure("cannot open session \(path): \(error)"))
+            }
+        }
+    }
+
+    func perform(_ effect: Effect) {
+        let mailbox = self.mailbox
+        switch effect {
+        case .startJob(let job): service.start(job, session: session)
+        case .cancelJob(let id): service.cancel(id)
+        case .quit: running = false
+        case .setFavourite(let file, let value):
+            let s = session
+            io.async {
+                do { try s.setFavourite(file: file, value) } catch { mailbox.post(.failure("favourite: \(error)")) }
+            }
+        case .deleteImage(let file):
+            let s = session
+            images.forget(s.path(of: file))
+            io.async {
+                do { try s.delete(file: file) } catch { mailbox.post(.failure("delete: \(error)")) }
+                mailbox.post(.galleryEntriesChanged(s.entries))
+            }
+        case .loadParameters(let path):
+            io.async {
+                do {
+                    let (image, texts) = try PNGFile.read(path)
+                    guard let parsed = ImageMetadata.parse(texts) else {
+                        mailbox.post(.failure("\(path) carries no generation parameters (no 'kolors' or 'parameters' text)"))
+                        return
+                    }
+                    mailbox.post(.parametersLoaded(parsed, from: path))
+                    mailbox.post(.previewLoaded(image, caption: (path as NSString).lastPathComponent))
+                } catch {
+                    mailbox.post(.failure("cannot read \(path): \(error)"))
+                }
+            }
+        case .listSessions:
+            let root = (session.directory as NSString).deletingLastPathComponent
+            io.async { mailbox.post(.sessionsListed(GallerySession.listSessions(root: root))) }
+        case .openSession(let path):
+            openSession(path, restore: false)
+        case .applyTheme(let name):
+            do {
+                theme = try themes.load(name)
+                painter.apply(theme: theme)
+                clearNext = true
+                dispatch(.themeApplied(name))
+            } catch {
+                dispatch(.failure("\(error)"))
+            }
+        case .loadPreview(let path, let caption):
+            io.async {
+                if let img = try? PNGFile.read(path).image { mailbox.post(.previewLoaded(img, caption: caption)) }
+            }
+        case .redraw:
+            clearNext = true
+        }
+    }
+
+    func updateTokenCounts() {
+        let texts = (state.prompt.text, state.negative.text)
+        if let c = countedTexts, c == texts { return }
+        guard let g = service.current else { return }
+        countedTexts = texts
+        dispatch(.tokenCounts(prompt: g.countTokens(texts.0), negative: g.countTokens(texts.1)))
+    }
+
+    // MARK: drawing
+
+    func render() {
+        dirty = false
+        let frame = StudioView.render(state)
+        if state.repaintSerial != lastRepaintSerial {
+            lastRepaintSerial = state.repaintSerial
+            clearNext = true
+        }
+        painter.draw(frame)
+        var placements: [(ImagePlacement, RGBImage?)] = []
+        for p in frame.images {
+            switch p.source {
+            case .frame(let f): placements.append((p, f.image))
+            case .file(let path):
+                let img = images.image(path)
+                placements.append((p, img))
+                if img == nil { drawNote(images.hasFailed(path) ? "unreadable" : "loading…", in: p.rect) }
+            }
+        }
+        if mode == .blocks {
+            for (p, img) in placements { if let img { painter.drawBlocks(img, in: p.rect, key: p.cacheKey) } }
+        }
+        if let sixel, sixel.needsClear(for: placements) { clearNext = true }
+        if clearNext {
+            clearNext = false
+            _ = clearok(kc_curscr(), true)
+            sixel?.forget()
+        }
+        if let c = frame.cursor {
+            _ = curs_set(1)
+            _ = wmove(kc_stdscr(), Int32(c.y), Int32(c.x))
+        } else {
+            _ = curs_set(0)
+        }
+        _ = wrefresh(kc_stdscr())
+        sixel?.present(placements)
+    }
+
+    func drawNote(_ text: String, in r: Rect) {
+        let y = r.y + r.height / 2
+        let x = r.x + max(0, (r.width - CellWidth.of(text)) / 2)
+        guard y < state.height else { return }
+        var wbuf = text.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
+        _ = kc_mvaddwstr_attr(kc_stdscr(), Int32(y), Int32(x), &wbuf, kc_a_dim(), 0)
+    }
+
+    static func residentBytes() -> UInt64? {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let parts = s.split(separator: " ")
+        guard parts.count > 1, let pages = UInt64(parts[1]) else { return nil }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}

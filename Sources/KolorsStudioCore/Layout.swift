@@ -1,0 +1,105 @@
+/// A rectangle of terminal cells.
+public struct Rect: Hashable, Sendable, CustomStringConvertible {
+    public var x: Int
+    public var y: Int
+    public var width: Int
+    public var height: Int
+    public init(x: Int, y: Int, width: Int, height: Int) {
+        self.x = x; self.y = y; self.width = width; self.height = height
+    }
+    public static let zero = Rect(x: 0, y: 0, width: 0, height: 0)
+    public var maxX: Int { x + width }
+    public var maxY: Int { y + height }
+    public var isEmpty: Bool { width <= 0 || height <= 0 }
+    /// The inside of a bordered box.
+    public var inner: Rect { Rect(x: x + 1, y: y + 1, width: max(0, width - 2), height: max(0, height - 2)) }
+    public func contains(x px: Int, y py: Int) -> Bool { px >= x && px < maxX && py >= y && py < maxY }
+    public func intersects(_ o: Rect) -> Bool { x < o.maxX && o.x < maxX && y < o.maxY && o.y < maxY }
+    public var description: String { "(\(x),\(y) \(width)×\(height))" }
+}
+
+/// Where every pane goes for a terminal size. Computed, never stored: a resize just recomputes.
+public struct StudioLayout: Equatable, Sendable {
+    public static let minWidth = 60
+    public static let minHeight = 20
+
+    public var width: Int
+    public var height: Int
+    /// The terminal is below the minimum: only a message is drawn.
+    public var tooSmall: Bool
+    public var title: Rect
+    /// The notice row under the title (demo checkpoint, engine missing), when shown.
+    public var banner: Rect?
+    public var prompt: Rect
+    public var negative: Rect
+    public var params: Rect
+    /// The preview box (with border); nil when there is no room for one.
+    public var preview: Rect?
+    /// Job queue / history strip.
+    public var queue: Rect
+    /// Status line: always the last row (images never touch it).
+    public var status: Rect
+    /// Area for full-screen overlays (gallery): between the title and the queue strip.
+    public var overlayArea: Rect
+    /// Rows of content in the parameters box.
+    public static let paramRows = 5
+
+    public static func compute(width: Int, height: Int, banner: Bool) -> StudioLayout {
+        var l = StudioLayout(width: width, height: height, tooSmall: false, title: .zero, banner: nil, prompt: .zero,
+                             negative: .zero, params: .zero, preview: nil, queue: .zero, status: .zero, overlayArea: .zero)
+        guard width >= minWidth, height >= minHeight else {
+            l.tooSmall = true
+            return l
+        }
+        l.title = Rect(x: 0, y: 0, width: width, height: 1)
+        var top = 1
+        if banner {
+            l.banner = Rect(x: 0, y: 1, width: width, height: 1)
+            top = 2
+        }
+        l.status = Rect(x: 0, y: height - 1, width: width, height: 1)
+        l.queue = Rect(x: 0, y: height - 2, width: width, height: 1)
+        let mainHeight = height - 2 - top
+        l.overlayArea = Rect(x: 0, y: top, width: width, height: mainHeight)
+
+        // Preview: square images are 2 columns per row (cells are about twice as tall as wide).
+        let squareWidth = 2 * (mainHeight - 2) + 2
+        var leftWidth = width
+        if width >= 100 {
+            let right = min(width - 48, squareWidth)
+            if right >= 30 {
+                leftWidth = width - right
+                l.preview = Rect(x: leftWidth, y: top, width: right, height: mainHeight)
+            }
+        }
+        let paramsHeight = paramRows + 2
+        var editorsHeight = mainHeight - paramsHeight
+        if l.preview == nil {
+            // stacked: the editors and parameters take what they need, the preview the rest
+            let wanted = min(editorsHeight, 14)
+            let rest = editorsHeight - wanted
+            if rest >= 6 {
+                l.preview = Rect(x: 0, y: top + wanted + paramsHeight, width: width, height: rest)
+                editorsHeight = wanted
+            }
+        }
+        let promptHeight = max(4, (editorsHeight * 3 + 2) / 5)
+        let negativeHeight = max(3, editorsHeight - promptHeight)
+        l.prompt = Rect(x: 0, y: top, width: leftWidth, height: promptHeight)
+        l.negative = Rect(x: 0, y: top + promptHeight, width: leftWidth, height: negativeHeight)
+        l.params = Rect(x: 0, y: top + promptHeight + negativeHeight, width: leftWidth, height: paramsHeight)
+        return l
+    }
+
+    /// A centred overlay box of up to `width` × `height`, inside the overlay area.
+    public func centred(width w: Int, height h: Int) -> Rect {
+        let area = overlayArea
+        let cw = min(w, area.width - 2), ch = min(h, area.height)
+        return Rect(x: area.x + (area.width - cw) / 2, y: area.y + (area.height - ch) / 2, width: max(0, cw), height: max(0, ch))
+    }
+
+    /// Every pane rectangle that is shown (for overlap checks).
+    public var panes: [Rect] {
+        [title, prompt, negative, params, queue, status] + [banner, preview].compactMap { $0 }
+    }
+}

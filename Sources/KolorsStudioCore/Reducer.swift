@@ -1,0 +1,554 @@
+import Foundation
+import KolorsImageIO
+import KolorsPipelines
+
+/// The studio's update function: applies an action to the state and returns the effects the
+/// shell must carry out. Pure: no I/O, no clocks, no randomness outside the state.
+public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
+    switch action {
+    case .key(let key): return handleKey(&s, key)
+    case .paste(let text): return handlePaste(&s, text)
+    case .resize(let w, let h):
+        s.width = max(1, w)
+        s.height = max(1, h)
+        return []
+    case .tick(let now, let rss):
+        s.now = now
+        if let rss { s.rssBytes = rss }
+        if let m = s.message, let e = m.expires, e <= now { s.message = nil }
+        return []
+    case .generatorStatus(let status):
+        s.generator = status
+        if case .ready(let description, _) = status { s.params.model = description }
+        return startNextIfIdle(&s)
+    case .generation(let id, let event): return handleGenerationEvent(&s, id, event)
+    case .jobSaved(let id, let entries, let final):
+        updateJob(&s, id) { job in
+            job.phase = .finished
+            job.files = entries.map(\.file)
+            job.step = job.totalSteps
+        }
+        for e in entries where !s.gallery.entries.contains(where: { $0.file == e.file }) { s.gallery.entries.append(e) }
+        if let final {
+            s.previewSerial += 1
+            s.preview = PreviewFrame(image: final, caption: "#\(id) \(entries.first?.file ?? "done")", serial: s.previewSerial)
+        }
+        let secs = entries.first?.seconds.map { String(format: " in %.1f s", $0) } ?? ""
+        let names = entries.count == 1 ? entries[0].file : "\(entries.count) images"
+        post(&s, "#\(id) saved \(names)\(secs)", .success, for: 8)
+        return startNextIfIdle(&s)
+    case .jobCancelled(let id):
+        var doneSteps = 0, total = 0
+        updateJob(&s, id) { job in job.phase = .cancelled; doneSteps = job.step; total = job.totalSteps }
+        post(&s, "#\(id) cancelled after \(doneSteps)/\(total) steps; nothing saved", .warning, for: 8)
+        return startNextIfIdle(&s)
+    case .jobFailed(let id, let message):
+        updateJob(&s, id) { $0.phase = .failed(message) }
+        post(&s, "#\(id) failed: \(message)", .error, for: nil)
+        return startNextIfIdle(&s)
+    case .tokenCounts(let p, let n):
+        s.promptTokens = p
+        s.negativeTokens = n
+        return []
+    case .galleryLoaded(let path, let entries, let notes):
+        s.gallery.sessionPath = path
+        s.gallery.entries = entries
+        s.gallery.selected = max(0, entries.count - 1)
+        s.gallery.fullView = false
+        s.gallery.confirmingDelete = false
+        s.gallery.pickingSession = false
+        if !notes.isEmpty { post(&s, "session repaired: " + notes.joined(separator: "; "), .warning, for: 10) }
+        return []
+    case .galleryEntriesChanged(let entries):
+        s.gallery.entries = entries
+        s.gallery.selected = min(s.gallery.selected, max(0, entries.count - 1))
+        return []
+    case .sessionsListed(let sessions):
+        s.gallery.sessions = sessions
+        s.gallery.sessionSelected = sessions.firstIndex { $0.path == s.gallery.sessionPath } ?? 0
+        return []
+    case .parametersLoaded(let parsed, let from):
+        applyParameters(&s, parsed.parameters)
+        let name = (from as NSString).lastPathComponent
+        let source = parsed.source == .kolors ? "" : " (A1111 text)"
+        if parsed.warnings.isEmpty {
+            post(&s, "loaded the parameters of \(name)\(source); seed locked", .success, for: 8)
+        } else {
+            post(&s, "loaded \(name)\(source): " + parsed.warnings.joined(separator: "; "), .warning, for: 12)
+        }
+        return []
+    case .previewLoaded(let image, let caption):
+        s.previewSerial += 1
+        s.preview = PreviewFrame(image: image, caption: caption, serial: s.previewSerial)
+        return []
+    case .themeApplied(let name):
+        s.themeName = name
+        s.repaintSerial += 1
+        post(&s, "theme: \(name)", .info, for: 4)
+        return []
+    case .themesFound(let names):
+        s.themeNames = names
+        return []
+    case .failure(let text):
+        post(&s, text, .error, for: nil)
+        return []
+    }
+}
+
+// MARK: - helpers
+
+func post(_ s: inout StudioState, _ text: String, _ kind: StatusMessage.Kind, for seconds: Double?) {
+    s.message = StatusMessage(text: text, kind: kind, expires: seconds.map { s.now + $0 })
+}
+
+func updateJob(_ s: inout StudioState, _ id: Int, _ change: (inout Job) -> Void) {
+    if let i = s.jobs.firstIndex(where: { $0.id == id }) { change(&s.jobs[i]) }
+}
+
+/// Starts the first queued job when the generator is free and ready; fails queued jobs when there is no generator.
+func startNextIfIdle(_ s: inout StudioState) -> [Effect] {
+    guard !s.quitting, s.activeJob == nil, let i = s.jobs.firstIndex(where: { $0.phase == .queued }) else { return [] }
+    switch s.generator {
+    case .loading: return []
+    case .failed(let why):
+        for k in s.jobs.indices where s.jobs[k].phase == .queued { s.jobs[k].phase = .failed(why) }
+        post(&s, "cannot generate: \(why)", .error, for: nil)
+        return []
+    case .ready:
+        s.jobs[i].phase = .starting
+        return [.startJob(s.jobs[i])]
+    }
+}
+
+func trimHistory(_ s: inout StudioState) {
+    let done = s.jobs.filter { $0.phase.isDone }
+    if done.count > 40, let first = s.jobs.firstIndex(where: { $0.phase.isDone }) { s.jobs.remove(at: first) }
+}
+
+/// Puts loaded parameters into the editor and fields (the seed gets locked so the image can be reproduced).
+func applyParameters(_ s: inout StudioState, _ p: GenerationParameters) {
+    s.prompt.setText(p.prompt)
+    s.negative.setText(p.negativePrompt)
+    s.initImage.setText(p.initImage ?? "")
+    var q = p
+    q.steps = ParameterRules.clampSteps(p.steps)
+    q.guidance = ParameterRules.clampGuidance(p.guidance)
+    q.width = ParameterRules.clampDimension(p.width)
+    q.height = ParameterRules.clampDimension(p.height)
+    q.imagesPerPrompt = ParameterRules.clampImages(p.imagesPerPrompt)
+    q.strength = ParameterRules.clampStrength(p.strength)
+    if SchedulerName(rawValue: q.scheduler) == nil { q.scheduler = GenerationParameters.defaultScheduler }
+    q.model = s.params.model
+    s.params = q
+    s.seedLocked = true
+    s.fieldInput = nil
+}
+
+func handleGenerationEvent(_ s: inout StudioState, _ id: Int, _ event: GenerationEvent) -> [Effect] {
+    guard let i = s.jobs.firstIndex(where: { $0.id == id }) else { return [] }
+    let cancelling = s.jobs[i].phase == .cancelling
+    switch event {
+    case .loading(let what, let f):
+        if !cancelling { s.jobs[i].phase = .loading(what, fraction: f) }
+    case .started(let total):
+        if !cancelling { s.jobs[i].phase = .running }
+        s.jobs[i].totalSteps = total
+        s.jobs[i].step = 0
+    case .step(let index, let total, let sps, let preview):
+        if !cancelling { s.jobs[i].phase = .running }
+        s.jobs[i].step = index
+        s.jobs[i].totalSteps = total
+        s.jobs[i].secondsPerStep = sps
+        if let preview {
+            s.previewSerial += 1
+            s.preview = PreviewFrame(image: preview, caption: "#\(id) step \(index)/\(total)", serial: s.previewSerial)
+        }
+    case .decoding:
+        if !cancelling { s.jobs[i].phase = .decoding }
+    case .finished:
+        if !cancelling { s.jobs[i].phase = .saving }
+    }
+    return []
+}
+
+// MARK: - keys
+
+func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
+    if s.linePrompt != nil {
+        s.linePrompt!.editor.insert(text)
+        return []
+    }
+    if s.galleryVisible || s.helpVisible { return [] }
+    switch s.focus {
+    case .prompt: s.prompt.insert(text)
+    case .negative: s.negative.insert(text)
+    case .initImage: s.initImage.insert(text)
+    default:
+        let allowed = text.filter { allowedInput(s.focus, $0) }
+        if !allowed.isEmpty { s.fieldInput = (s.fieldInput ?? "") + allowed }
+    }
+    return []
+}
+
+func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
+    // quitting works everywhere
+    if key == .ctrl("q") || key == .ctrl("c") {
+        s.quitting = true
+        var effects: [Effect] = []
+        if let job = s.activeJob { effects.append(.cancelJob(job.id)) }
+        return effects + [.quit]
+    }
+    if let _ = s.linePrompt { return handleLinePromptKey(&s, key) }
+    if key == .function(1) {
+        s.helpVisible.toggle()
+        s.helpScroll = 0
+        return []
+    }
+    if s.helpVisible {
+        switch key {
+        case .escape, .enter, .character("q"): s.helpVisible = false
+        case .down, .pageDown: s.helpScroll += key == .down ? 1 : 10
+        case .up, .pageUp: s.helpScroll = max(0, s.helpScroll - (key == .up ? 1 : 10))
+        case .ctrl("g"): return generate(&s)
+        default: break
+        }
+        return []
+    }
+    switch key {
+    case .ctrl("g"): return generate(&s)
+    case .ctrl("o"):
+        s.galleryVisible.toggle()
+        if s.galleryVisible {
+            s.gallery.selected = max(0, s.gallery.entries.count - 1)
+            s.gallery.fullView = false
+            s.gallery.confirmingDelete = false
+            s.gallery.pickingSession = false
+        }
+        return []
+    case .ctrl("p"):
+        s.linePrompt = LinePrompt(purpose: .loadParameters, title: "Load all parameters from a PNG (path, Enter to load, Esc to close)",
+                                  editor: TextEditor(singleLine: true))
+        return []
+    case .ctrl("x"):
+        var n = 0
+        for i in s.jobs.indices where s.jobs[i].phase == .queued { s.jobs[i].phase = .cancelled; n += 1 }
+        post(&s, n == 0 ? "no queued jobs" : "dropped \(n) queued job(s)", .info, for: 5)
+        return []
+    case .function(2):
+        guard !s.themeNames.isEmpty else { return [] }
+        let i = s.themeNames.firstIndex(of: s.themeName) ?? -1
+        return [.applyTheme(s.themeNames[(i + 1) % s.themeNames.count])]
+    case .ctrl("l"):
+        s.repaintSerial += 1
+        return [.redraw]
+    default: break
+    }
+    if s.galleryVisible { return handleGalleryKey(&s, key) }
+    switch key {
+    case .escape: return cancelOrClear(&s)
+    case .tab:
+        commitFieldInput(&s)
+        s.focus = s.focus.next
+        return []
+    case .backTab:
+        commitFieldInput(&s)
+        s.focus = s.focus.previous
+        return []
+    default: break
+    }
+    switch s.focus {
+    case .prompt: editorKey(&s.prompt, key, width: editorWidth(s, .prompt))
+    case .negative: editorKey(&s.negative, key, width: editorWidth(s, .negative))
+    case .initImage:
+        if key == .enter || key == .down { s.focus = s.focus.next } else if key == .up { s.focus = s.focus.previous } else {
+            editorKey(&s.initImage, key, width: 1000)
+        }
+    default: valueKey(&s, key)
+    }
+    return []
+}
+
+func cancelOrClear(_ s: inout StudioState) -> [Effect] {
+    if let job = s.activeJob {
+        if job.phase == .cancelling {
+            post(&s, "#\(job.id) is already stopping", .info, for: 4)
+            return []
+        }
+        updateJob(&s, job.id) { $0.phase = .cancelling }
+        post(&s, "cancelling #\(job.id)…", .warning, for: nil)
+        return [.cancelJob(job.id)]
+    }
+    if s.fieldInput != nil {
+        s.fieldInput = nil
+        return []
+    }
+    post(&s, "nothing to cancel", .info, for: 3)
+    return []
+}
+
+/// Width of an editor's text area for the current layout (for wrapping and vertical movement).
+public func editorWidth(_ s: StudioState, _ field: Field) -> Int {
+    let l = s.layout
+    let r = field == .negative ? l.negative : l.prompt
+    return max(2, r.inner.width)
+}
+
+/// Keys for a text editor; returns whether the key was used.
+@discardableResult
+public func editorKey(_ e: inout TextEditor, _ key: Key, width: Int) -> Bool {
+    switch key {
+    case .character(let c): e.insert(String(c))
+    case .enter: e.insert("\n")
+    case .backspace: e.deleteBackward()
+    case .delete: e.deleteForward()
+    case .left: e.moveLeft()
+    case .right: e.moveRight()
+    case .up: e.moveUp(width: width)
+    case .down: e.moveDown(width: width)
+    case .home, .ctrl("a"): e.moveHome(width: width)
+    case .end, .ctrl("e"): e.moveEnd(width: width)
+    case .ctrlLeft, .alt("b"): e.moveWordLeft()
+    case .ctrlRight, .alt("f"): e.moveWordRight()
+    case .ctrlHome: e.moveToStart()
+    case .ctrlEnd: e.moveToEnd()
+    case .ctrl("w"), .altBackspace: e.deleteWordBackward()
+    case .alt("d"), .ctrlDelete: e.deleteWordForward()
+    case .ctrl("u"): e.deleteToLineStart()
+    case .ctrl("k"): e.deleteToLineEnd()
+    case .pageUp: e.moveVertically(by: -10, width: width)
+    case .pageDown: e.moveVertically(by: 10, width: width)
+    default: return false
+    }
+    return true
+}
+
+func allowedInput(_ f: Field, _ c: Character) -> Bool {
+    switch f {
+    case .steps, .images, .seed: return c.isASCII && c.isNumber
+    case .guidance, .strength: return (c.isASCII && c.isNumber) || c == "."
+    case .size: return (c.isASCII && c.isNumber) || c == "x" || c == "×" || c == "X"
+    default: return false
+    }
+}
+
+func currentValueText(_ s: StudioState, _ f: Field) -> String {
+    switch f {
+    case .steps: "\(s.params.steps)"
+    case .guidance: ImageMetadata.formatFloat(s.params.guidance)
+    case .seed: "\(s.params.seed)"
+    case .size: "\(s.params.width)x\(s.params.height)"
+    case .images: "\(s.params.imagesPerPrompt)"
+    case .strength: ImageMetadata.formatFloat(s.params.strength)
+    default: ""
+    }
+}
+
+/// Applies typed digits to the focused field (clamped); bad input is dropped with a message.
+func commitFieldInput(_ s: inout StudioState) {
+    guard let input = s.fieldInput else { return }
+    s.fieldInput = nil
+    let f = s.focus
+    var ok = true
+    switch f {
+    case .steps: if let n = Int(input) { s.params.steps = ParameterRules.clampSteps(n) } else { ok = false }
+    case .images: if let n = Int(input) { s.params.imagesPerPrompt = ParameterRules.clampImages(n) } else { ok = false }
+    case .guidance: if let g = Float(input) { s.params.guidance = ParameterRules.clampGuidance(g) } else { ok = false }
+    case .strength: if let g = Float(input) { s.params.strength = ParameterRules.clampStrength(g) } else { ok = false }
+    case .seed: if let n = UInt64(input) { s.params.seed = n; s.seedLocked = true } else { ok = false }
+    case .size:
+        if let (w, h) = ParameterRules.parseSize(input) { s.params.width = w; s.params.height = h } else { ok = false }
+    default: break
+    }
+    if !ok && !input.isEmpty { post(&s, "'\(input)' is not a valid \(f.label.lowercased())", .warning, for: 5) }
+}
+
+func valueKey(_ s: inout StudioState, _ key: Key) {
+    let f = s.focus
+    // typing
+    if case .character(let c) = key, allowedInput(f, c), !(f == .seed && (c == "r" || c == "l")) {
+        s.fieldInput = (s.fieldInput ?? "") + String(c)
+        return
+    }
+    if key == .backspace {
+        var t = s.fieldInput ?? currentValueText(s, f)
+        if !t.isEmpty { t.removeLast() }
+        s.fieldInput = t
+        return
+    }
+    if key == .enter {
+        if s.fieldInput != nil { commitFieldInput(&s) } else if f == .scheduler { adjust(&s, f, by: 1) } else if f == .seed {
+            s.seedLocked.toggle()
+        }
+        return
+    }
+    if key == .up { commitFieldInput(&s); s.focus = f.previous; return }
+    if key == .down { commitFieldInput(&s); s.focus = f.next; return }
+    var delta = 0
+    switch key {
+    case .left, .character("-"): delta = -1
+    case .right, .character("+"), .character("="): delta = 1
+    case .pageDown: delta = -10
+    case .pageUp: delta = 10
+    default: break
+    }
+    if delta != 0 {
+        commitFieldInput(&s)
+        adjust(&s, f, by: delta)
+        return
+    }
+    switch (f, key) {
+    case (.seed, .character("r")):
+        s.params.seed = s.seeds.nextSeed()
+    case (.seed, .character("l")):
+        s.seedLocked = true
+    case (.seed, .character(" ")):
+        s.seedLocked.toggle()
+    case (.scheduler, .character(" ")):
+        adjust(&s, f, by: 1)
+    case (.size, .character("s")):
+        swap(&s.params.width, &s.params.height)
+    default: break
+    }
+}
+
+func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
+    switch f {
+    case .steps: s.params.steps = ParameterRules.clampSteps(s.params.steps + delta)
+    case .guidance:
+        s.params.guidance = ParameterRules.clampGuidance(s.params.guidance + Float(delta) * ParameterRules.guidanceStep)
+    case .seed:
+        let d = Int64(delta) * (abs(delta) > 1 ? 100 : 1)
+        s.params.seed = d < 0 ? s.params.seed &- UInt64(-d) : s.params.seed &+ UInt64(d)
+        s.seedLocked = true
+    case .size:
+        let p = ParameterRules.cyclePreset(width: s.params.width, height: s.params.height, by: delta > 0 ? 1 : -1)
+        s.params.width = p.width
+        s.params.height = p.height
+    case .scheduler: s.params.scheduler = ParameterRules.cycleScheduler(s.params.scheduler, by: delta > 0 ? 1 : -1)
+    case .images: s.params.imagesPerPrompt = ParameterRules.clampImages(s.params.imagesPerPrompt + (delta > 0 ? 1 : -1))
+    case .strength:
+        s.params.strength = ParameterRules.clampStrength(s.params.strength + Float(delta) * ParameterRules.strengthStep)
+    default: break
+    }
+}
+
+/// Ctrl-G: snapshot the fields into a job, queue it, start it when the generator is free.
+func generate(_ s: inout StudioState) -> [Effect] {
+    commitFieldInput(&s)
+    let p = s.currentParameters
+    let job = Job(id: s.nextJobID, parameters: p)
+    s.nextJobID += 1
+    s.jobs.append(job)
+    trimHistory(&s)
+    // the seed shown is the seed used; an unlocked seed then rolls for the next job
+    if !s.seedLocked { s.params.seed = s.seeds.nextSeed() }
+    let busy = s.activeJob != nil || s.jobs.contains { $0.phase == .queued && $0.id != job.id }
+    var effects = startNextIfIdle(&s)
+    if case .failed = s.generator { return effects }
+    var text = busy ? "queued #\(job.id) (seed \(p.seed)); \(s.queuedJobs.count) waiting" : "#\(job.id) started (seed \(p.seed))"
+    if case .loading = s.generator { text = "queued #\(job.id) (seed \(p.seed)): waiting for the model to load" }
+    if let t = s.promptTokens, t > GenerationParameters.maxPromptTokens {
+        text += " — prompt has \(t) tokens, only the first \(GenerationParameters.maxPromptTokens) are used"
+        post(&s, text, .warning, for: 8)
+    } else {
+        post(&s, text, .info, for: 5)
+    }
+    effects = effects.isEmpty ? [] : effects
+    return effects
+}
+
+// MARK: - gallery
+
+func handleGalleryKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
+    var g = s.gallery
+    defer { s.gallery = g }
+    if g.pickingSession {
+        switch key {
+        case .escape, .character("o"): g.pickingSession = false
+        case .up, .character("k"): g.sessionSelected = max(0, g.sessionSelected - 1)
+        case .down, .character("j"): g.sessionSelected = min(max(0, g.sessions.count - 1), g.sessionSelected + 1)
+        case .enter:
+            if g.sessions.indices.contains(g.sessionSelected) {
+                g.pickingSession = false
+                return [.openSession(path: g.sessions[g.sessionSelected].path)]
+            }
+        default: break
+        }
+        return []
+    }
+    if g.confirmingDelete {
+        switch key {
+        case .character("y"), .character("Y"):
+            g.confirmingDelete = false
+            if let e = g.selectedEntry {
+                g.entries.remove(at: g.selected)
+                g.selected = min(g.selected, max(0, g.entries.count - 1))
+                s.gallery = g
+                post(&s, "deleted \(e.file)", .info, for: 5)
+                return [.deleteImage(file: e.file)]
+            }
+        default:
+            g.confirmingDelete = false
+        }
+        return []
+    }
+    let geo = GalleryGeometry.compute(s.layout)
+    let n = g.entries.count
+    func select(_ i: Int) { if n > 0 { g.selected = min(max(0, i), n - 1) } }
+    switch key {
+    case .escape:
+        if g.fullView { g.fullView = false } else { s.galleryVisible = false }
+    case .right, .character("n"), .character("l"): select(g.selected + 1)
+    case .left, .character("p"), .character("h"): select(g.selected - 1)
+    case .down, .character("j"): select(g.fullView ? g.selected + 1 : g.selected + geo.columns)
+    case .up, .character("k"): select(g.fullView ? g.selected - 1 : g.selected - geo.columns)
+    case .pageDown: select(g.selected + geo.pageSize)
+    case .pageUp: select(g.selected - geo.pageSize)
+    case .home: select(0)
+    case .end: select(n - 1)
+    case .enter: if n > 0 { g.fullView.toggle() }
+    case .character("f"):
+        if let e = g.selectedEntry {
+            g.entries[g.selected].favourite.toggle()
+            return [.setFavourite(file: e.file, !e.favourite)]
+        }
+    case .character("d"), .delete:
+        if g.selectedEntry != nil { g.confirmingDelete = true }
+    case .character("r"):
+        if let e = g.selectedEntry {
+            s.galleryVisible = false
+            s.gallery = g
+            applyParameters(&s, e.parameters)
+            post(&s, "loaded the parameters of \(e.file); seed locked", .success, for: 8)
+            s.focus = .prompt
+            g = s.gallery
+            return [.loadPreview(path: (g.sessionPath as NSString).appendingPathComponent(e.file), caption: e.file)]
+        }
+    case .character("o"):
+        g.pickingSession = true
+        return [.listSessions]
+    default: break
+    }
+    return []
+}
+
+func handleLinePromptKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
+    guard var lp = s.linePrompt else { return [] }
+    switch key {
+    case .escape:
+        s.linePrompt = nil
+        return []
+    case .enter:
+        s.linePrompt = nil
+        var path = lp.editor.text.trimmingCharacters(in: .whitespaces)
+        if path.hasPrefix("~/") { path = NSHomeDirectory() + path.dropFirst(1) }
+        guard !path.isEmpty else { return [] }
+        switch lp.purpose {
+        case .loadParameters: return [.loadParameters(path: path)]
+        }
+    default:
+        editorKey(&lp.editor, key, width: 1000)
+        s.linePrompt = lp
+        return []
+    }
+}

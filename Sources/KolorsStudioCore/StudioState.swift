@@ -1,0 +1,233 @@
+import Foundation
+import KolorsImageIO
+import KolorsPipelines
+
+/// Where a job is.
+public enum JobPhase: Equatable, Sendable {
+    case queued
+    /// Handed to the background queue, no event yet.
+    case starting
+    case loading(String, fraction: Double?)
+    case running
+    case decoding
+    case saving
+    /// Esc was pressed; the generator has been told to stop.
+    case cancelling
+    case finished
+    case cancelled
+    case failed(String)
+
+    /// Holds the generator (only one such job at a time).
+    public var isActive: Bool {
+        switch self {
+        case .starting, .loading, .running, .decoding, .saving, .cancelling: true
+        default: false
+        }
+    }
+    public var isDone: Bool {
+        switch self {
+        case .finished, .cancelled, .failed: true
+        default: false
+        }
+    }
+}
+
+public struct Job: Equatable, Sendable {
+    public var id: Int
+    public var parameters: GenerationParameters
+    public var phase: JobPhase = .queued
+    public var step = 0
+    public var totalSteps = 0
+    public var secondsPerStep: Double?
+    /// Files written (gallery entry names) when finished.
+    public var files: [String] = []
+    public init(id: Int, parameters: GenerationParameters) {
+        self.id = id
+        self.parameters = parameters
+        self.totalSteps = parameters.steps
+    }
+
+    /// Estimated seconds left for the denoising steps.
+    public var eta: Double? {
+        guard let s = secondsPerStep, totalSteps > 0 else { return nil }
+        return Double(max(0, totalSteps - step)) * s
+    }
+}
+
+/// The generator as far as the studio knows.
+public enum GeneratorStatus: Equatable, Sendable {
+    case loading(String, fraction: Double?)
+    case ready(description: String, isDemo: Bool)
+    case failed(String)
+}
+
+/// The image in the preview pane.
+public struct PreviewFrame: Equatable, Sendable {
+    public var image: RGBImage
+    public var caption: String
+    /// Increases with every new image (renderers cache by it).
+    public var serial: Int
+    public init(image: RGBImage, caption: String, serial: Int) {
+        self.image = image
+        self.caption = caption
+        self.serial = serial
+    }
+}
+
+public struct StatusMessage: Equatable, Sendable {
+    public enum Kind: Equatable, Sendable { case info, success, warning, error }
+    public var text: String
+    public var kind: Kind
+    /// Time (the clock of `.tick`) after which the message is cleared; nil = until replaced.
+    public var expires: Double?
+    public init(text: String, kind: Kind, expires: Double?) {
+        self.text = text
+        self.kind = kind
+        self.expires = expires
+    }
+}
+
+/// The gallery overlay's state. Entries mirror the open `GallerySession`.
+public struct GalleryState: Equatable, Sendable {
+    public var sessionPath: String
+    public var entries: [GalleryEntry] = []
+    public var selected = 0
+    public var fullView = false
+    public var confirmingDelete = false
+    public var pickingSession = false
+    public var sessions: [SessionInfo] = []
+    public var sessionSelected = 0
+    public init(sessionPath: String) { self.sessionPath = sessionPath }
+
+    public var selectedEntry: GalleryEntry? { entries.indices.contains(selected) ? entries[selected] : nil }
+}
+
+/// A one-line text prompt shown over the screen (e.g. "Load parameters from PNG").
+public struct LinePrompt: Equatable, Sendable {
+    public enum Purpose: Equatable, Sendable { case loadParameters }
+    public var purpose: Purpose
+    public var title: String
+    public var editor: TextEditor
+}
+
+/// Everything the studio shows. Changed only by `reduce`.
+public struct StudioState: Equatable, Sendable {
+    public var width: Int
+    public var height: Int
+    public var focus: Field = .prompt
+    public var prompt = TextEditor()
+    public var negative = TextEditor()
+    public var initImage = TextEditor(singleLine: true)
+    /// The value fields (prompt/negative/initImage are copied in from the editors when a job is made).
+    public var params = GenerationParameters()
+    public var seedLocked = false
+    /// Digits typed into the focused value field, not yet applied.
+    public var fieldInput: String?
+    public var helpVisible = false
+    public var helpScroll = 0
+    public var galleryVisible = false
+    public var gallery: GalleryState
+    public var linePrompt: LinePrompt?
+    public var jobs: [Job] = []
+    public var nextJobID = 1
+    public var generator: GeneratorStatus = .loading("starting the engine", fraction: nil)
+    public var preview: PreviewFrame?
+    public var previewSerial = 0
+    public var message: StatusMessage?
+    public var promptTokens: Int?
+    public var negativeTokens: Int?
+    public var rssBytes: UInt64?
+    public var now: Double = 0
+    public var themeName: String
+    public var themeNames: [String]
+    /// "sixel", "blocks" or "none": what the preview pane uses (shown in the status line).
+    public var previewMode: String
+    public var seeds: SeedGenerator
+    public var quitting = false
+    /// Incremented when the screen must be repainted from scratch (Ctrl-L, theme change).
+    public var repaintSerial = 0
+
+    public init(width: Int, height: Int, sessionPath: String, themeName: String = "dark", themeNames: [String] = ["dark"],
+                previewMode: String = "blocks", randomSeed: UInt64 = 0x5EED) {
+        self.width = width
+        self.height = height
+        self.gallery = GalleryState(sessionPath: sessionPath)
+        self.themeName = themeName
+        self.themeNames = themeNames
+        self.previewMode = previewMode
+        self.seeds = SeedGenerator(state: randomSeed)
+        self.params.seed = seeds.nextSeed()
+    }
+
+    public var layout: StudioLayout { StudioLayout.compute(width: width, height: height, banner: bannerText != nil) }
+
+    /// The job holding the generator, if any.
+    public var activeJob: Job? { jobs.first { $0.phase.isActive } }
+    public var queuedJobs: [Job] { jobs.filter { $0.phase == .queued } }
+
+    /// The notice under the title bar, when one is due.
+    public var bannerText: (String, StatusMessage.Kind)? {
+        switch generator {
+        case .ready(_, let isDemo) where isDemo:
+            return ("DEMO: random-weight demo checkpoint — images are noise, not Kolors. Real Kolors: kolors studio --model DIR "
+                    + "(diffusers folder, HF cache folder or Kwai-Kolors/Kolors-diffusers)", .warning)
+        case .failed(let why):
+            return ("No image engine: \(why) — editing and the gallery still work", .error)
+        default:
+            return nil
+        }
+    }
+
+    /// The parameters a job would get now (editors and fields combined, typed input applied).
+    public var currentParameters: GenerationParameters {
+        var p = params
+        p.prompt = prompt.text
+        p.negativePrompt = negative.text
+        let path = initImage.text.trimmingCharacters(in: .whitespaces)
+        p.initImage = path.isEmpty ? nil : path
+        return p
+    }
+}
+
+/// Everything that can happen to the studio.
+public enum Action: Sendable {
+    case key(Key)
+    case paste(String)
+    case resize(width: Int, height: Int)
+    /// Clock (seconds, any origin) and resident memory, about once a second.
+    case tick(now: Double, rssBytes: UInt64?)
+    case generatorStatus(GeneratorStatus)
+    case generation(jobID: Int, GenerationEvent)
+    /// The job's images were saved into the session; `final` is the first one, for the preview.
+    case jobSaved(jobID: Int, entries: [GalleryEntry], final: RGBImage?)
+    case jobCancelled(jobID: Int)
+    case jobFailed(jobID: Int, message: String)
+    case tokenCounts(prompt: Int?, negative: Int?)
+    case galleryLoaded(sessionPath: String, entries: [GalleryEntry], notes: [String])
+    case galleryEntriesChanged([GalleryEntry])
+    case sessionsListed([SessionInfo])
+    /// Parameters read from a PNG (Ctrl-P or gallery `r`).
+    case parametersLoaded(ParsedImageMetadata, from: String)
+    case previewLoaded(RGBImage, caption: String)
+    case themeApplied(String)
+    case themesFound([String])
+    case failure(String)
+}
+
+/// What the shell must do for the reducer (I/O, threads, terminal).
+public enum Effect: Equatable, Sendable {
+    case startJob(Job)
+    case cancelJob(Int)
+    case quit
+    case setFavourite(file: String, Bool)
+    case deleteImage(file: String)
+    /// Read parameters from a PNG (reload into the editor).
+    case loadParameters(path: String)
+    case listSessions
+    case openSession(path: String)
+    case applyTheme(String)
+    /// Read a PNG into the preview pane.
+    case loadPreview(path: String, caption: String)
+    /// Repaint the whole screen (and re-emit images).
+    case redraw
+}

@@ -1,0 +1,420 @@
+import Foundation
+import KolorsImageIO
+import KolorsPipelines
+
+/// Renders the state into a `Frame` (pure; the shell puts the frame on the terminal).
+public enum StudioView {
+    public static func render(_ s: StudioState) -> Frame {
+        var f = Frame(width: s.width, height: s.height)
+        let l = s.layout
+        if l.tooSmall {
+            drawTooSmall(&f, s)
+            return f
+        }
+        drawTitle(&f, s, l)
+        if let b = l.banner, let (text, kind) = s.bannerText {
+            f.fill(b, role: kind == .error ? .error : .banner)
+            f.put(" " + CellWidth.truncate(text, to: b.width - 2), x: 0, y: b.y, role: kind == .error ? .error : .banner)
+        }
+        drawEditor(&f, s, .prompt, s.prompt, l.prompt)
+        drawEditor(&f, s, .negative, s.negative, l.negative)
+        drawParams(&f, s, l.params)
+        if let p = l.preview { drawPreview(&f, s, p) }
+        drawQueue(&f, s, l.queue)
+        drawStatus(&f, s, l.status)
+        if s.galleryVisible {
+            f.cursor = nil
+            drawGallery(&f, s, l)
+        }
+        if s.helpVisible {
+            f.cursor = nil
+            drawHelp(&f, s, l)
+        }
+        if let lp = s.linePrompt { drawLinePrompt(&f, lp, l) }
+        // images under an overlay are not shown (sixel would paint over the overlay)
+        if s.helpVisible || s.linePrompt != nil {
+            let covers = [s.helpVisible ? helpRect(s, l) : nil, s.linePrompt != nil ? linePromptRect(l) : nil].compactMap { $0 }
+            f.images.removeAll { img in covers.contains { $0.intersects(img.rect) } }
+        }
+        return f
+    }
+
+    // MARK: pieces
+
+    static func drawTooSmall(_ f: inout Frame, _ s: StudioState) {
+        let lines = ["Terminal too small: \(s.width)×\(s.height)",
+                     "Kolors Studio needs at least \(StudioLayout.minWidth)×\(StudioLayout.minHeight).",
+                     "Enlarge the window, or Ctrl-Q to quit."]
+        let top = max(0, (s.height - lines.count) / 2)
+        for (i, line) in lines.enumerated() where top + i < s.height {
+            let t = CellWidth.truncate(line, to: s.width)
+            f.put(t, x: max(0, (s.width - CellWidth.of(t)) / 2), y: top + i, role: i == 0 ? .warning : .base)
+        }
+    }
+
+    static func drawTitle(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
+        f.fill(l.title, role: .titleBar)
+        let x = f.put(" Kolors Studio ", x: 0, y: 0, role: .titleBar)
+        let model: String
+        switch s.generator {
+        case .loading(let what, let frac):
+            model = "loading: \(what)" + (frac.map { String(format: " %d%%", Int($0 * 100)) } ?? "")
+        case .ready(let d, let demo): model = demo ? "\(d) [demo]" : d
+        case .failed: model = "no engine"
+        }
+        // the key hint wins; the model name gets what is left
+        let hint = KeyMap.hint
+        let hintWidth = CellWidth.of(hint)
+        let showHint = l.title.width - x - hintWidth - 2 >= 20
+        let room = l.title.width - x - (showHint ? hintWidth + 3 : 10)
+        if room > 4 { f.put("│ " + CellWidth.truncate(model, to: room - 2), x: x, y: 0, role: .titleBar) }
+        if showHint {
+            f.put(hint, x: l.title.width - hintWidth - 1, y: 0, role: .titleBar)
+        } else {
+            f.put("F1 help", x: l.title.width - 8, y: 0, role: .titleBar)
+        }
+    }
+
+    static func tokenNote(_ count: Int?) -> (String, StyleRole) {
+        guard let count else { return ("tokens: n/a", .dim) }
+        let max = GenerationParameters.maxPromptTokens
+        return ("\(count)/\(max) tokens", count > max ? .error : (count > max * 9 / 10 ? .warning : .hint))
+    }
+
+    static func drawEditor(_ f: inout Frame, _ s: StudioState, _ field: Field, _ e: TextEditor, _ r: Rect) {
+        let focused = s.focus == field && !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
+        let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens)
+        f.box(r, title: field.label + (focused ? " ✎" : ""), role: focused ? .focusBorder : .border,
+              titleRole: focused ? .focusBorder : .paneTitle, topRight: tokens,
+              bottom: focused ? ("Enter: new line · Tab: next field", .hint) : nil)
+        let inner = r.inner
+        guard inner.width > 0, inner.height > 0 else { return }
+        let rows = e.visualRows(width: inner.width)
+        let (crow, cx) = e.cursorVisual(rows: rows)
+        let offset = max(0, crow - inner.height + 1)
+        if e.isEmpty && !focused {
+            f.put(field == .prompt ? "type a prompt (English or 中文)…" : "things to avoid (optional)…",
+                  x: inner.x, y: inner.y, role: .dim, maxX: inner.maxX)
+        }
+        for i in 0..<inner.height where offset + i < rows.count {
+            f.put(rows[offset + i].text, x: inner.x, y: inner.y + i, role: .value, maxX: inner.maxX)
+        }
+        if offset > 0 { f.put("↑", x: r.maxX - 1, y: inner.y, role: .hint) }
+        if offset + inner.height < rows.count { f.put("↓", x: r.maxX - 1, y: inner.maxY - 1, role: .hint) }
+        if focused { f.cursor = (inner.x + min(cx, inner.width - 1), inner.y + crow - offset) }
+    }
+
+    static func fieldHint(_ field: Field) -> String {
+        switch field {
+        case .steps, .images: "←/→ change · type a number"
+        case .guidance, .strength: "←/→ change · type 4.5"
+        case .seed: "r random · l lock · Space toggle · type digits"
+        case .size: "←/→ preset · s swap · type 832x1216"
+        case .scheduler: "←/→ or Space: next sampler"
+        case .initImage: "path of a PNG for img2img; empty = text-to-image"
+        default: ""
+        }
+    }
+
+    static func drawParams(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
+        let focusIsValue = !s.focus.isTextEditor || s.focus == .initImage
+        let active = !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
+        f.box(r, title: "Parameters", role: focusIsValue && active ? .focusBorder : .border,
+              titleRole: focusIsValue && active ? .focusBorder : .paneTitle,
+              bottom: focusIsValue && active ? (fieldHint(s.focus), .hint) : nil)
+        let inner = r.inner
+        guard inner.height >= StudioLayout.paramRows, inner.width > 10 else { return }
+        func value(_ field: Field, _ text: String) -> (String, StyleRole) {
+            let focused = s.focus == field && active
+            if focused, let input = s.fieldInput { return (input + "▏", .focusValue) }
+            return (text, focused ? .focusValue : .value)
+        }
+        var x = inner.x
+        func item(_ field: Field, _ text: String, y: Int, note: String? = nil) {
+            x = f.put(field.label + " ", x: x, y: y, role: .label, maxX: inner.maxX)
+            let (t, role) = value(field, text)
+            x = f.put(" " + t + " ", x: x, y: y, role: role, maxX: inner.maxX)
+            if let note { x = f.put(" " + note, x: x, y: y, role: .hint, maxX: inner.maxX) }
+            x += 3
+        }
+        let p = s.params
+        let y0 = inner.y
+        x = inner.x; item(.steps, "\(p.steps)", y: y0); item(.guidance, ImageMetadata.formatFloat(p.guidance), y: y0)
+        item(.images, "\(p.imagesPerPrompt)", y: y0)
+        x = inner.x; item(.seed, "\(p.seed)", y: y0 + 1, note: s.seedLocked ? "locked" : "new each run")
+        let aspect = SizePreset(p.width, p.height).aspectLabel
+        x = inner.x; item(.size, "\(p.width)×\(p.height)", y: y0 + 2, note: aspect)
+        item(.scheduler, p.scheduler, y: y0 + 2)
+        // init image: a single-line editor
+        x = inner.x
+        x = f.put(Field.initImage.label + " ", x: x, y: y0 + 3, role: .label, maxX: inner.maxX)
+        let focusedInit = s.focus == .initImage && active
+        let avail = inner.maxX - x - 1
+        if s.initImage.isEmpty && !focusedInit {
+            f.put(" (none: text-to-image)", x: x, y: y0 + 3, role: .dim, maxX: inner.maxX)
+        } else {
+            let text = s.initImage.text
+            let (_, cx) = s.initImage.cursorVisual(width: 100_000)
+            // keep the cursor visible: scroll the text left when it does not fit
+            let skip = max(0, cx - avail + 2)
+            var shown = "", w = 0, skipped = 0
+            for c in text {
+                let cw = CellWidth.of(c)
+                if skipped < skip { skipped += cw; continue }
+                if w + cw > avail - 1 { break }
+                shown.append(c); w += cw
+            }
+            f.fill(Rect(x: x, y: y0 + 3, width: max(0, avail + 1), height: 1), role: focusedInit ? .focusValue : .base)
+            f.put(" " + shown, x: x, y: y0 + 3, role: focusedInit ? .focusValue : .value, maxX: inner.maxX)
+            if focusedInit { f.cursor = (min(inner.maxX - 1, x + 1 + cx - skipped), y0 + 3) }
+        }
+        x = inner.x
+        item(.strength, ImageMetadata.formatFloat(p.strength), y: y0 + 4, note: s.initImage.isEmpty ? "(img2img only)" : nil)
+    }
+
+    static func drawPreview(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
+        let caption = s.preview?.caption ?? ""
+        var progress: (String, StyleRole)?
+        if let job = s.activeJob, job.phase != .running || !caption.hasPrefix("#\(job.id) ") {
+            progress = (phaseText(job), job.phase == .cancelling ? .warning : .progress)
+        }
+        f.box(r, title: "Preview" + (caption.isEmpty ? "" : " · \(caption)"), role: .border, topRight: progress,
+              bottom: ("\(s.previewMode)", .dim))
+        let inner = r.inner
+        guard inner.width > 2, inner.height > 1 else { return }
+        if s.previewMode == "none" {
+            f.put("previews off (--preview none)", x: inner.x + 1, y: inner.y, role: .dim, maxX: inner.maxX)
+            if let p = s.preview {
+                f.put("\(p.caption): \(p.image.width)×\(p.image.height)", x: inner.x + 1, y: inner.y + 1, role: .hint, maxX: inner.maxX)
+            }
+            return
+        }
+        if let p = s.preview {
+            f.images.append(ImagePlacement(rect: inner, source: .frame(p)))
+        } else {
+            let t = s.activeJob == nil ? "no image yet: type a prompt, Ctrl-G to generate" : "waiting for the first step…"
+            let tt = CellWidth.truncate(t, to: inner.width - 2)
+            f.put(tt, x: inner.x + max(1, (inner.width - CellWidth.of(tt)) / 2), y: inner.y + inner.height / 2, role: .dim,
+                  maxX: inner.maxX)
+        }
+    }
+
+    public static func phaseText(_ job: Job) -> String {
+        switch job.phase {
+        case .queued: "#\(job.id) queued"
+        case .starting: "#\(job.id) starting"
+        case .loading(let w, let fr): "#\(job.id) loading \(w)" + (fr.map { String(format: " %d%%", Int($0 * 100)) } ?? "")
+        case .running: "#\(job.id) step \(job.step)/\(job.totalSteps)"
+        case .decoding: "#\(job.id) decoding"
+        case .saving: "#\(job.id) saving"
+        case .cancelling: "#\(job.id) cancelling…"
+        case .finished: "#\(job.id) done"
+        case .cancelled: "#\(job.id) cancelled"
+        case .failed: "#\(job.id) failed"
+        }
+    }
+
+    static func drawQueue(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
+        var x = f.put(" Jobs ", x: r.x, y: r.y, role: .label)
+        if s.jobs.isEmpty {
+            f.put("none yet: Ctrl-G queues a job with the current fields", x: x, y: r.y, role: .dim, maxX: r.maxX)
+            return
+        }
+        // active first, then queued, then most recent done
+        let active = s.jobs.filter { $0.phase.isActive }
+        let queued = s.jobs.filter { $0.phase == .queued }
+        let done = s.jobs.filter { $0.phase.isDone }.reversed()
+        var items: [(String, StyleRole)] = []
+        for j in active { items.append(("▶ " + phaseText(j), j.phase == .cancelling ? .warning : .progress)) }
+        for j in queued { items.append(("… #\(j.id) queued", .hint)) }
+        for j in done {
+            switch j.phase {
+            case .finished: items.append(("✓ #\(j.id) \(j.files.first ?? "")" + (j.files.count > 1 ? " +\(j.files.count - 1)" : ""), .success))
+            case .cancelled: items.append(("✗ #\(j.id) cancelled", .warning))
+            case .failed: items.append(("✗ #\(j.id) failed", .error))
+            default: break
+            }
+        }
+        for (i, (t, role)) in items.enumerated() {
+            if i > 0 { x = f.put("  ", x: x, y: r.y, role: .base, maxX: r.maxX) }
+            if x + CellWidth.of(t) > r.maxX - 1 {
+                f.put("…", x: min(x, r.maxX - 1), y: r.y, role: .hint, maxX: r.maxX)
+                break
+            }
+            x = f.put(t, x: x, y: r.y, role: role, maxX: r.maxX)
+        }
+    }
+
+    public static func formatBytes(_ b: UInt64) -> String {
+        let d = Double(b)
+        if d >= 1_073_741_824 { return String(format: "%.2f GB", d / 1_073_741_824) }
+        return String(format: "%.0f MB", d / 1_048_576)
+    }
+
+    public static func formatDuration(_ t: Double) -> String {
+        let s = Int(t.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+
+    static func drawStatus(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
+        f.fill(r, role: .status)
+        var left: String
+        switch s.generator {
+        case .loading(let what, let frac):
+            let pct = frac.map { Int($0 * 100) }
+            let bar = pct.map { p in String(repeating: "█", count: p / 10) + String(repeating: "░", count: 10 - p / 10) } ?? "…"
+            left = " loading model: \(what) \(bar)" + (pct.map { " \($0)%" } ?? "")
+        case .ready(let d, _): left = " \(d)"
+        case .failed: left = " no engine"
+        }
+        if let job = s.activeJob {
+            left += " │ " + phaseText(job)
+            if job.phase == .running || job.phase == .cancelling, let sps = job.secondsPerStep {
+                left += String(format: " · %.2f s/it", sps)
+                if let eta = job.eta { left += " · ETA " + formatDuration(eta) }
+            }
+        }
+        var right = ""
+        if let rss = s.rssBytes { right += "RSS " + formatBytes(rss) + " " }
+        let x = f.put(CellWidth.truncate(left, to: max(10, r.width / 2)), x: 0, y: r.y, role: .status, maxX: r.maxX)
+        if let m = s.message {
+            let role: StyleRole = switch m.kind { case .info: .status; case .success: .success; case .warning: .warning; case .error: .error }
+            let avail = r.width - x - CellWidth.of(right) - 3
+            if avail > 5 { f.put(" │ " + CellWidth.truncate(m.text, to: avail), x: x, y: r.y, role: role, maxX: r.maxX) }
+        }
+        if !right.isEmpty, r.width - CellWidth.of(right) > x { f.put(right, x: r.width - CellWidth.of(right), y: r.y, role: .status) }
+    }
+
+    // MARK: overlays
+
+    static func helpLines() -> [(String, String, Bool)] {
+        var lines: [(String, String, Bool)] = []
+        for (title, bindings) in KeyMap.sections {
+            if !lines.isEmpty { lines.append(("", "", false)) }
+            lines.append((title, "", true))
+            for b in bindings { lines.append((b.keys, b.action, false)) }
+        }
+        return lines
+    }
+
+    static func helpRect(_ s: StudioState, _ l: StudioLayout) -> Rect {
+        l.centred(width: 84, height: helpLines().count + 4)
+    }
+
+    static func drawHelp(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
+        let r = helpRect(s, l)
+        f.fill(r, role: .overlay)
+        let lines = helpLines()
+        let inner = r.inner
+        let maxScroll = max(0, lines.count - (inner.height - 1))
+        let scroll = min(s.helpScroll, maxScroll)
+        f.box(r, title: "Help · every key", role: .focusBorder, titleRole: .focusBorder,
+              bottom: (maxScroll > 0 ? "↑/↓ scroll · Esc or F1 close" : "Esc or F1 close", .hint))
+        let keyWidth = min(24, max(12, inner.width / 3))
+        for (i, line) in lines.dropFirst(scroll).enumerated() where i < inner.height - 1 {
+            let y = inner.y + 1 + i
+            if line.2 {
+                f.put(line.0, x: inner.x + 1, y: y, role: .paneTitle, maxX: inner.maxX)
+            } else {
+                f.put(line.0, x: inner.x + 2, y: y, role: .key, maxX: inner.x + 2 + keyWidth)
+                f.put(line.1, x: inner.x + 3 + keyWidth, y: y, role: .overlay, maxX: inner.maxX)
+            }
+        }
+    }
+
+    static func linePromptRect(_ l: StudioLayout) -> Rect { l.centred(width: 80, height: 3) }
+
+    static func drawLinePrompt(_ f: inout Frame, _ lp: LinePrompt, _ l: StudioLayout) {
+        let r = linePromptRect(l)
+        f.fill(r, role: .overlay)
+        f.box(r, title: lp.title, role: .focusBorder, titleRole: .focusBorder)
+        let inner = r.inner
+        let (_, cx) = lp.editor.cursorVisual(width: 100_000)
+        let skip = max(0, cx - inner.width + 2)
+        var shown = "", skipped = 0, w = 0
+        for c in lp.editor.text {
+            let cw = CellWidth.of(c)
+            if skipped < skip { skipped += cw; continue }
+            if w + cw > inner.width - 1 { break }
+            shown.append(c); w += cw
+        }
+        f.put(shown, x: inner.x, y: inner.y, role: .overlay, maxX: inner.maxX)
+        f.cursor = (inner.x + cx - skipped, inner.y)
+    }
+
+    static func drawGallery(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
+        let g = s.gallery
+        let geo = GalleryGeometry.compute(l)
+        f.images.removeAll()        // the gallery covers the preview pane
+        f.fill(geo.box, role: .base)
+        let name = (g.sessionPath as NSString).lastPathComponent
+        let count = g.entries.isEmpty ? "empty" : "\(g.selected + 1)/\(g.entries.count)"
+        f.box(geo.box, title: "Gallery · session \(name) · \(count)", role: .focusBorder, titleRole: .focusBorder,
+              bottom: ("←/→ select · Enter full view · r reload params · f favourite · d delete · o sessions · Esc close", .hint))
+        if g.pickingSession {
+            drawSessionPicker(&f, g, geo)
+            return
+        }
+        if g.entries.isEmpty {
+            f.put("No images in this session yet. Ctrl-G generates; o opens another session.", x: geo.grid.x + 1,
+                  y: geo.grid.y + 1, role: .dim, maxX: geo.grid.maxX)
+        } else if g.fullView, let e = g.selectedEntry {
+            f.images.append(ImagePlacement(rect: geo.grid, source: .file((g.sessionPath as NSString).appendingPathComponent(e.file))))
+        } else {
+            let start = geo.pageStart(selected: g.selected)
+            for i in start..<min(g.entries.count, start + geo.pageSize) {
+                guard let tr = geo.thumbRect(index: i, pageStart: start) else { continue }
+                let e = g.entries[i]
+                let selected = i == g.selected
+                f.images.append(ImagePlacement(rect: tr, source: .file((g.sessionPath as NSString).appendingPathComponent(e.file))))
+                let label = (e.favourite ? "★ " : "") + e.file.replacingOccurrences(of: ".png", with: "")
+                f.fill(Rect(x: tr.x, y: tr.maxY, width: tr.width, height: 1), role: selected ? .selection : .base)
+                f.put(CellWidth.truncate(label, to: tr.width), x: tr.x, y: tr.maxY, role: selected ? .selection : .label,
+                      maxX: tr.maxX)
+            }
+        }
+        drawDetails(&f, g, geo)
+    }
+
+    static func drawDetails(_ f: inout Frame, _ g: GalleryState, _ geo: GalleryGeometry) {
+        let d = geo.details
+        guard d.width > 4, d.height > 1, let e = g.selectedEntry else { return }
+        var y = d.y
+        func line(_ text: String, _ role: StyleRole) {
+            guard y < d.maxY else { return }
+            f.put(CellWidth.truncate(text, to: d.width), x: d.x, y: y, role: role, maxX: d.maxX)
+            y += 1
+        }
+        if g.confirmingDelete {
+            line("Delete \(e.file)? y = yes, any other key = no", .error)
+        }
+        let p = e.parameters
+        line((e.favourite ? "★ " : "") + e.file + (e.foreign ? " (read from PNG)" : ""), .paneTitle)
+        // wrap the prompt over a few lines
+        let wrapped = TextEditor(p.prompt).visualRows(width: max(2, d.width)).map(\.text)
+        for t in wrapped.prefix(max(1, d.height / 3)) { line(t, .value) }
+        if !p.negativePrompt.isEmpty { line("− " + p.negativePrompt.replacingOccurrences(of: "\n", with: " "), .hint) }
+        line("\(p.width)×\(p.height) · \(p.steps) steps · CFG \(ImageMetadata.formatFloat(p.guidance))", .label)
+        line("seed \(p.seed) · \(p.scheduler)" + (p.imagesPerPrompt > 1 ? " · #\(e.batchIndex + 1)/\(p.imagesPerPrompt)" : ""), .label)
+        if let ii = p.initImage { line("img2img \(ii) · strength \(ImageMetadata.formatFloat(p.strength))", .label) }
+        if let secs = e.seconds { line(String(format: "%.1f s", secs) + (e.created.map { " · \($0)" } ?? ""), .dim) }
+        line("model \(p.model)", .dim)
+    }
+
+    static func drawSessionPicker(_ f: inout Frame, _ g: GalleryState, _ geo: GalleryGeometry) {
+        let r = geo.box.inner
+        f.put("Open a session (↑/↓, Enter; Esc back)", x: r.x + 1, y: r.y, role: .paneTitle, maxX: r.maxX)
+        if g.sessions.isEmpty {
+            f.put("no sessions found", x: r.x + 1, y: r.y + 2, role: .dim, maxX: r.maxX)
+            return
+        }
+        let visible = r.height - 2
+        let start = max(0, g.sessionSelected - visible + 1)
+        for (k, info) in g.sessions.dropFirst(start).prefix(visible).enumerated() {
+            let i = start + k
+            let current = info.path == g.sessionPath ? " (open)" : ""
+            let text = CellWidth.pad(" \(info.name)  \(info.imageCount) image(s)\(current)", to: r.width - 2)
+            f.put(text, x: r.x + 1, y: r.y + 2 + k, role: i == g.sessionSelected ? .selection : .value, maxX: r.maxX)
+        }
+    }
+}

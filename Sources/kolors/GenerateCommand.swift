@@ -1,0 +1,248 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+import KolorsPipelines
+
+/// `kolors generate`: text-to-image or image-to-image on the command line.
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate images with Kolors (txt2img, or img2img with --image).",
+        discussion: """
+        Gives the image diffusers' KolorsPipeline gives for the same settings and seed on the CPU \
+        (torch's CPU generator is reproduced). Every PNG carries A1111-style `parameters` and a \
+        complete JSON record of the settings. Ctrl-C stops after the current step and writes nothing.
+
+        Examples:
+          kolors generate --model ~/models/Kolors-diffusers --prompt "一只可爱的小猫, 4K" --seed 66
+          kolors generate --model Kwai-Kolors/Kolors-diffusers --prompt "a lighthouse at dusk" \\
+              --scheduler dpm++2m-karras --steps 25 --guidance 6.5 --width 1216 --height 832
+          kolors generate --model ~/models/Kolors-diffusers --prompt "oil painting" --image in.png --strength 0.6
+        """
+    )
+
+    @Option(name: .long, help: "A Kolors-diffusers folder, a Hugging Face cache folder, or a repository id.")
+    var model: String
+
+    @Option(name: .long, help: "The prompt; repeat for a batch of prompts.")
+    var prompt: [String] = []
+
+    @Option(name: .long, help: "Negative prompt: once for all prompts, or once per prompt (default: empty).")
+    var negativePrompt: [String] = []
+
+    @Option(name: .long, help: "Width in pixels, a multiple of 8 (default: the checkpoint's, 1024).")
+    var width: Int?
+
+    @Option(name: .long, help: "Height in pixels, a multiple of 8 (default: the checkpoint's, 1024).")
+    var height: Int?
+
+    @Option(name: .long, help: "Denoising steps.")
+    var steps: Int = 50
+
+    @Option(name: .long, help: "Classifier-free guidance scale (≤ 1 turns guidance off).")
+    var guidance: Float = 5.0
+
+    @Option(name: .long, help: "Seed for torch's CPU generator (default: random, printed and stored in the PNG).")
+    var seed: UInt64?
+
+    @Option(name: .long, help: "Scheduler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var scheduler: String = SchedulerKind.euler.rawValue
+
+    @Option(name: .long, help: "Images per prompt.")
+    var numImages: Int = 1
+
+    @Option(name: .long, help: "img2img: the source PNG (output size follows it, rounded down to a multiple of 8).")
+    var image: String?
+
+    @Option(name: .long, help: "img2img: how much of the schedule is re-noised, 0…1.")
+    var strength: Double = 0.3
+
+    @Option(name: .long, help: "Output PNG (several images get -0, -1 … before the extension).")
+    var output: String?
+
+    @Option(name: .long, help: "Also write the final latents of the batch (before VAE scaling) as float32 .npy.")
+    var saveLatents: String?
+
+    @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
+    var threads: Int?
+
+    @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
+    var variant: WeightVariant = .fp16
+
+    func run() throws {
+        guard !prompt.isEmpty else { throw GenerationError("give at least one --prompt") }
+        let kind = try SchedulerKind(name: scheduler)
+        guard steps > 0 else { throw GenerationError("--steps must be at least 1 (got \(steps))") }
+        guard guidance.isFinite else { throw GenerationError("--guidance must be a number (got \(guidance))") }
+        guard numImages >= 1 else { throw GenerationError("--num-images must be at least 1") }
+        if let o = output, !o.lowercased().hasSuffix(".png") { throw GenerationError("--output must end in .png") }
+        EngineThreads.configure(threads)
+
+        var request = GenerationRequest(prompts: prompt)
+        request.negativePrompts = negativePrompt
+        request.width = width
+        request.height = height
+        request.steps = steps
+        request.guidance = guidance
+        request.seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        request.scheduler = kind
+        request.imagesPerPrompt = numImages
+        request.strength = strength
+        if let image {
+            do {
+                request.initImage = try PNGFile.read(image).image
+            } catch {
+                throw GenerationError("cannot read --image: \(error)")
+            }
+        }
+
+        let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant)
+        try pipeline.validate(request)
+        let outW = request.initImage.map { $0.width - $0.width % 8 } ?? request.width ?? pipeline.defaultSize
+        let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
+        let total = prompt.count * numImages
+        let paths = Self.outputPaths(output ?? Self.defaultOutput(seed: request.seed), count: total)
+        FileHandle.standardError.write(Data("kolors: \(outW)×\(outH), \(steps) steps \(kind.rawValue), guidance \(guidance), seed \(request.seed) → \(paths.count == 1 ? paths[0] : "\(paths[0]) …")\n".utf8))
+
+        let cancel = CancellationToken()
+        let interrupt = InterruptHandler { cancel.cancel() }
+        defer { interrupt.restore() }
+        let progress = ProgressLine()
+        let started = Date()
+        let result: GenerationResult
+        do {
+            result = try pipeline.generate(request, cancel: cancel) { event in progress.show(event) }
+        } catch is CancellationError {
+            progress.finish()
+            FileHandle.standardError.write(Data("kolors: cancelled\(progress.lastStep.map { " after step \($0)" } ?? ""); no image written\n".utf8))
+            throw ExitCode(130)
+        }
+        progress.finish()
+
+        if let saveLatents { try NumpyFile.write(result.latents, to: saveLatents) }
+        let modelName = Self.displayName(of: pipeline.model.root)
+        let seconds = Date().timeIntervalSince(started)
+        for (i, img) in result.images.enumerated() {
+            let p = i / numImages
+            let negative = negativePrompt.isEmpty ? "" : (negativePrompt.count == 1 ? negativePrompt[0] : negativePrompt[p])
+            let params = GenerationParameters(prompt: prompt[p], negativePrompt: negative, width: img.width, height: img.height,
+                                              steps: steps, guidance: guidance, seed: request.seed, scheduler: kind.rawValue,
+                                              imagesPerPrompt: numImages, initImage: image, strength: Float(strength),
+                                              model: modelName)
+            let record = ImageRecord(parameters: params, batchIndex: i % numImages,
+                                     created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
+            try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
+            print(paths[i])
+        }
+    }
+
+    static func defaultOutput(seed: UInt64) -> String {
+        let f = DateFormatter()
+        f.dateFormat = "yyyyMMdd-HHmmss"
+        return "kolors-\(f.string(from: Date()))-\(seed).png"
+    }
+
+    /// `out.png` for one image; `out-0.png`, `out-1.png` … for several.
+    static func outputPaths(_ path: String, count: Int) -> [String] {
+        guard count > 1 else { return [path] }
+        let ext = (path as NSString).pathExtension
+        let stem = (path as NSString).deletingPathExtension
+        return (0..<count).map { "\(stem)-\($0).\(ext)" }
+    }
+
+    /// "Kolors-diffusers" for a folder or an HF cache snapshot of Kwai-Kolors/Kolors-diffusers.
+    static func displayName(of root: String) -> String {
+        if let cache = root.split(separator: "/").last(where: { $0.hasPrefix("models--") }) {
+            return cache.components(separatedBy: "--").last ?? String(cache)
+        }
+        return (root as NSString).lastPathComponent
+    }
+}
+
+/// A one-line progress bar on stderr: step i/N, s/it, ETA.
+final class ProgressLine: @unchecked Sendable {
+    private let tty = isatty(2) == 1
+    private(set) var lastStep: Int?
+    private var drawn = false
+
+    func show(_ event: PipelineEvent) {
+        switch event {
+        case .loading(let what):
+            write("loading \(what)…", final: !tty)
+        case .encodingPrompts(let cached):
+            write(cached ? "prompt embeddings from cache" : "prompts encoded", final: !tty)
+        case .step(let step, let total, let spi, let eta, _):
+            lastStep = step
+            let width = 24
+            let filled = width * step / max(total, 1)
+            let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+            write(String(format: "step %d/%d [%@] %.2f s/it, ETA %@", step, total, bar, spi, Self.clock(eta)), final: !tty)
+        case .decoding:
+            write("decoding…", final: !tty)
+        }
+    }
+
+    func finish() {
+        if drawn && tty { FileHandle.standardError.write(Data("\n".utf8)) }
+        drawn = false
+    }
+
+    private func write(_ text: String, final: Bool) {
+        let line = tty ? "\r\u{1B}[2K" + text : text + "\n"
+        FileHandle.standardError.write(Data(line.utf8))
+        drawn = true
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+/// First Ctrl-C (or SIGTERM) calls `onInterrupt`; a second one exits at once.
+final class InterruptHandler: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+
+    init(onInterrupt: @escaping @Sendable () -> Void) {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            var count = 0
+            source.setEventHandler {
+                count += 1
+                if count == 1 {
+                    FileHandle.standardError.write(Data("\nkolors: stopping after the current step (Ctrl-C again to quit now)\n".utf8))
+                    onInterrupt()
+                } else {
+                    exit(130)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    func restore() {
+        sources.forEach { $0.cancel() }
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
+    }
+}
+
+/// Writes float32 tensors as NumPy `.npy` files (format 1.0), atomically.
+enum NumpyFile {
+    static func write(_ t: Tensor, to path: String) throws {
+        let shape = t.shape.map(String.init).joined(separator: ", ") + (t.rank == 1 ? "," : "")
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape)), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let len = UInt16(header.utf8.count)
+        data.append(contentsOf: [UInt8(len & 0xFF), UInt8(len >> 8)])
+        data.append(Data(header.utf8))
+        data.append(Data(bytes: t.pointer, count: t.count * 4))
+        try AtomicFile.write(data, to: path)
+    }
+}
