@@ -1,0 +1,87 @@
+import Foundation
+import KolorsEngine
+import KolorsImageIO
+import KolorsPipelines
+import KolorsStudioCore
+
+/// The studio's `ImageGenerator` on the real engine: one `KolorsPipeline`, per-step previews
+/// from the predicted clean latent, the real tokenizer for the token counter.
+final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
+    let pipeline: KolorsPipeline
+    let modelDescription: String
+    let isDemo: Bool
+    private let lock = NSLock()
+
+    init(pipeline: KolorsPipeline, description: String, isDemo: Bool) {
+        self.pipeline = pipeline
+        self.modelDescription = description
+        self.isDemo = isDemo
+    }
+
+    func countTokens(_ text: String) -> Int? {
+        pipeline.prompts.tokenizer.tokenCount(text)
+    }
+
+    func generate(_ p: GenerationParameters, cancel: CancellationToken,
+                  events: @escaping @Sendable (GenerationEvent) -> Void) throws -> [RGBImage] {
+        lock.lock()
+        defer { lock.unlock() }
+        var r = GenerationRequest(prompt: p.prompt)
+        r.negativePrompts = [p.negativePrompt]
+        r.width = p.width
+        r.height = p.height
+        r.steps = p.steps
+        r.guidance = p.guidance
+        r.seed = p.seed
+        r.scheduler = try SchedulerKind(name: p.scheduler)
+        r.imagesPerPrompt = p.imagesPerPrompt
+        // Through the decimal text, so 0.7 stays 0.7 and not 0.69999999 (diffusers uses a Python float).
+        r.strength = Double("\(p.strength)") ?? Double(p.strength)
+        if let path = p.initImage {
+            r.initImage = try PNGFile.read((path as NSString).expandingTildeInPath).image
+        }
+        var started = false
+        let result = try pipeline.generate(r, cancel: cancel) { event in
+            switch event {
+            case .loading(let what):
+                events(.loading(what, fraction: nil))
+            case .encodingPrompts:
+                break
+            case .step(let step, let total, let spi, _, let x0):
+                if !started {
+                    started = true
+                    events(.started(totalSteps: total))
+                }
+                let (h, w) = (x0.shape[2], x0.shape[3])
+                let first = Array(UnsafeBufferPointer(start: x0.pointer, count: 4 * h * w))
+                events(.step(index: step, total: total, secondsPerStep: spi,
+                             preview: LatentPreview.rgb(latent: first, height: h, width: w)))
+            case .decoding:
+                events(.decoding)
+            }
+        }
+        events(.finished)
+        return result.images
+    }
+}
+
+/// Where the random-weight demo checkpoint (the project's tiny test model) lives: an
+/// environment override, an installed copy, or the source tree the binary was built in.
+enum DemoModel {
+    static func locate() -> String? {
+        let fm = FileManager.default
+        if let env = ProcessInfo.processInfo.environment["KOLORS_DEMO_MODEL"], fm.fileExists(atPath: env + "/model_index.json") {
+            return env
+        }
+        let exe = URL(fileURLWithPath: (try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        var dir = exe.deletingLastPathComponent()
+        let installed = dir.appendingPathComponent("../share/kolors-studio/demo-model").standardized.path
+        if fm.fileExists(atPath: installed + "/model_index.json") { return installed }
+        for _ in 0..<6 {
+            let candidate = dir.appendingPathComponent("Tests/Fixtures/tiny-kolors").path
+            if fm.fileExists(atPath: candidate + "/model_index.json") { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }
+}
