@@ -25,7 +25,10 @@ final class SixelPresenter {
     /// A placement that could not be shown yet (budget): retried on the next loop turn.
     private(set) var pending = false
 
-    init(outFD: Int32, cellWidth: Int, cellHeight: Int, tmuxPassthrough: Bool, budget: Double) {
+    let log: DebugLog
+
+    init(outFD: Int32, cellWidth: Int, cellHeight: Int, tmuxPassthrough: Bool, budget: Double, log: DebugLog) {
+        self.log = log
         self.outFD = outFD
         self.cellWidth = max(1, cellWidth)
         self.cellHeight = max(1, cellHeight)
@@ -81,6 +84,7 @@ final class SixelPresenter {
             out += seq
             tokens -= Double(seq.count)
             shown[p.rect] = (key, enc.w, enc.h)
+            log.write("sixel \(enc.w)x\(enc.h) px at cell \(p.rect.x + enc.dx),\(p.rect.y + enc.dy): \(seq.count) bytes\(tmuxPassthrough ? " (tmux passthrough)" : "")")
         }
         if !out.isEmpty { writeAll(out) }
     }

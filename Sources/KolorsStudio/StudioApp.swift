@@ -59,7 +59,12 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
     let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
     let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
     let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
+    let log = DebugLog(path: env["KOLORS_STUDIO_LOG"])
+    log.write("terminal TERM=\(term ?? "") tmux=\(caps.tmux) da1=\(caps.da1.map { "\($0)" } ?? "none") sixel=\(caps.sixel) "
+              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0)")
+    log.write("preview mode=\(mode.rawValue) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset"))")
 
+    kc_unblock_signals()
     // Signals: handled on a queue, acted on by the UI loop.
     let signalQueue = DispatchQueue(label: "kolors.studio.signals")
     var signalSources: [DispatchSourceSignal] = []
@@ -85,10 +90,11 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
         screen.stop()
     }
     app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, mode: mode,
-                    caps: caps, factory: makeGenerator)
+                    caps: caps, factory: makeGenerator, log: log)
     theme = app!.theme
     let code = app!.run()
     let sig = stopSignal.load(ordering: .relaxed)
+    log.write("exit code=\(code) signal=\(sig)")
     return sig != 0 ? 128 + sig : code
 }
 
@@ -119,8 +125,11 @@ final class StudioApp {
     let clock0 = Date()
     var extraKeys: [Int32: Key] = [:]
 
+    let log: DebugLog
+
     init(screen: CursesScreen, options: StudioOptions, theme: Theme, themes: ThemeLibrary, sessionPath: String, mode: PreviewMode,
-         caps: TerminalCapabilities, factory: @escaping GeneratorFactory) {
+         caps: TerminalCapabilities, factory: @escaping GeneratorFactory, log: DebugLog) {
+        self.log = log
         self.screen = screen
         self.options = options
         self.theme = theme
@@ -134,7 +143,7 @@ final class StudioApp {
             let budget = options.environment["KOLORS_SIXEL_BUDGET"].flatMap(Double.init) ?? 4_000_000
             sixel = SixelPresenter(outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
                                    tmuxPassthrough: (caps.tmux || options.environment["TMUX"] != nil) && !caps.sixel,
-                                   budget: budget)
+                                   budget: budget, log: log)
         } else {
             sixel = nil
         }
@@ -246,6 +255,7 @@ final class StudioApp {
     }
 
     func dispatch(_ action: Action) {
+        if log.enabled { log.write(Self.describe(action)) }
         let effects = reduce(&state, action)
         dirty = true
         for e in effects { perform(e) }
@@ -395,6 +405,23 @@ final class StudioApp {
         guard y < state.height else { return }
         var wbuf = text.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
         _ = kc_mvaddwstr_attr(kc_stdscr(), Int32(y), Int32(x), &wbuf, kc_a_dim(), 0)
+    }
+
+    static func describe(_ a: Action) -> String {
+        switch a {
+        case .key(let k): "key \(k)"
+        case .paste(let t): "paste \(t.count) characters"
+        case .generation(let id, let e):
+            switch e {
+            case .step(let i, let n, _, let p): "job \(id) step \(i)/\(n) preview=\(p.map { "\($0.width)x\($0.height)" } ?? "none")"
+            default: "job \(id) \(e)"
+            }
+        case .jobSaved(let id, let entries, _): "job \(id) saved \(entries.map(\.file))"
+        case .previewLoaded(let img, let caption): "preview \(caption) \(img.width)x\(img.height)"
+        case .galleryLoaded(let path, let entries, let notes): "session \(path) \(entries.count) images \(notes)"
+        case .tick: "tick"
+        default: "\(a)"
+        }
     }
 
     static func residentBytes() -> UInt64? {

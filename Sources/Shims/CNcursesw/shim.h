@@ -77,6 +77,7 @@ static inline int kc_wattr_set(WINDOW *w, attr_t attrs, short pair) { return wat
 #include <signal.h>
 #include <unistd.h>
 #include <termios.h>
+#include <pthread.h>
 
 /// Adds one grapheme cluster (a spacing character plus up to 4 combining ones) with
 /// attributes and an extended colour pair (pairs above 32767 work).
@@ -152,6 +153,17 @@ static inline void kc_remove_crash_restore(void) {
     int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
     for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &st->old[sigs[i]], NULL);
     st->fd = -1;
+}
+
+/// Unblocks the signals the studio relies on (a parent may have started it with them blocked,
+/// e.g. from a thread of a program that blocks everything): resize, interrupt, terminate.
+static inline void kc_unblock_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCONT, SIGTSTP };
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&set, sigs[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    signal(SIGWINCH, SIG_DFL);  // ncurses installs its own handler only over the default one
 }
 
 /// Terminal size in cells and pixels (pixels may be 0).
