@@ -268,7 +268,8 @@ public enum StudioView {
         case .failed: left = " no engine"
         }
         if let job = s.activeJob {
-            left += " │ " + phaseText(job)
+            // the running job wins the space (the model is in the title bar too)
+            left = " " + phaseText(job)
             if job.phase == .running || job.phase == .cancelling, let sps = job.secondsPerStep {
                 left += String(format: " · %.2f s/it", sps)
                 if let eta = job.eta { left += " · ETA " + formatDuration(eta) }

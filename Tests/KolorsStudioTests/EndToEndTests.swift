@@ -69,6 +69,9 @@ struct EndToEndTests {
         #expect(screen.contains("00001-"))
         t.keys("Escape")
         t.waitFor("gallery closed") { !$0.contains("Gallery · session") }
+        // F2 switches the theme (found in themes/ next to the build)
+        t.keys("F2")
+        t.waitFor(text: "theme: light")
         // quit: the alternate screen is gone and the tty is back in canonical mode with echo
         t.keys("C-q")
         screen = t.waitFor(text: "TTY_END")
@@ -94,7 +97,8 @@ struct EndToEndTests {
         #expect(screen.contains("… #2 queued"))
         let t0 = Date()
         t.keys("Escape")
-        screen = t.waitFor(text: "cancelling #1", timeout: 2)
+        // the cancel lands within a fraction of a step, so "cancelling" may already have become "cancelled"
+        screen = t.waitFor("Esc acknowledged", timeout: 2) { $0.contains("cancelling #1") || $0.contains("✗ #1 cancelled") }
         let ack = Date().timeIntervalSince(t0)
         #expect(ack < 1.0, "Esc acknowledged on screen in \(ack) s")
         screen = t.waitFor(text: "✗ #1 cancelled", timeout: 3)
@@ -163,8 +167,9 @@ struct EndToEndTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: session).filter { $0.hasSuffix(".png") }
         let meta = try files.first.map { ImageMetadata.parse(try PNGFile.readText(session + "/" + $0).texts) }
         #expect(meta??.parameters.prompt == text)
-        t.keys("C-q")
-        t.waitFor(text: "TTY_END")
+        t.keys("C-c")                                      // Ctrl-C quits cleanly too
+        let screen = t.waitFor(text: "TTY_END")
+        #expect(screen.contains("KOLORS_EXIT=0") && screen.contains("TTY: icanon echo TTY_END"))
     }
 
     @Test("without an engine the studio says so, and a reopened session restores its history")
