@@ -82,7 +82,7 @@ struct ThemeTests {
         #expect(dark.resolve(.focusBorder, colors: 8).foreground == 6)
         #expect(dark.resolve(.banner, colors: 8).background == 3)
         #expect(dark.resolve(.error, colors: 16).foreground == 1)
-X
+        #expect([4, 6].contains(light.resolve(.titleBar, colors: 8).background), "light's title bar stays blue-ish")
         let hc = try lib.load("high-contrast")
         #expect(hc.resolve(.key, colors: 8) == ResolvedStyle(foreground: 3, background: 0, attributes: [.bold]),
                 "bright yellow becomes yellow + bold")
