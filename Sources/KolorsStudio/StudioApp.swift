@@ -381,7 +381,11 @@ final class StudioApp {
             }
         }
         if mode == .blocks {
-            for (p, img) in placements { if let img { painter.drawBlocks(img, in: p.rect, key: p.cacheKey) } }
+            for (p, img) in placements {
+                if let img, !painter.drawBlocks(img, in: p.rect, key: p.cacheKey) {
+                    drawNote("previews need colours (or sixel)", in: p.rect)
+                }
+            }
         }
         if let sixel, sixel.needsClear(for: placements) { clearNext = true }
         if clearNext {
