@@ -13,12 +13,13 @@ import Glibc
 /// and a screenshot of the X screen is checked pixel by pixel.
 @Suite("Sixel pixels (Xvfb + xterm)", .serialized)
 struct SixelPixelTests {
-    /// A 256² image: red, green / blue, yellow quadrants.
+    /// A 256² image with orange, azure / violet, pink quadrants: colours no 8/16-colour UI text
+    /// can produce, so they can only come from the sixel image.
     static func quadrants() -> RGBImage {
         var px = [UInt8](repeating: 0, count: 256 * 256 * 3)
         for y in 0..<256 {
             for x in 0..<256 {
-                let c: (UInt8, UInt8, UInt8) = y < 128 ? (x < 128 ? (255, 0, 0) : (0, 255, 0)) : (x < 128 ? (0, 0, 255) : (255, 255, 0))
+                let c: (UInt8, UInt8, UInt8) = y < 128 ? (x < 128 ? (255, 128, 0) : (0, 128, 255)) : (x < 128 ? (128, 0, 255) : (255, 128, 192))
                 let i = (y * 256 + x) * 3
                 px[i] = c.0; px[i + 1] = c.1; px[i + 2] = c.2
             }
@@ -31,9 +32,11 @@ struct SixelPixelTests {
         var cy: Double { Double(sy) / Double(max(1, count)) }
     }
 
-    /// Pixels near a pure colour (libsixel maps 255 to about 247–252).
+    /// Pixels near each quadrant colour (libsixel maps 255 to about 247–252); "red" = top left
+    /// (orange), "green" = top right (azure), "blue" = bottom left (violet), "yellow" = bottom right (pink).
     static func blobs(_ img: RGBImage) -> [String: Blob] {
-        let targets: [(String, (Int, Int, Int))] = [("red", (255, 0, 0)), ("green", (0, 255, 0)), ("blue", (0, 0, 255)), ("yellow", (255, 255, 0))]
+        let targets: [(String, (Int, Int, Int))] = [("red", (255, 128, 0)), ("green", (0, 128, 255)), ("blue", (128, 0, 255)),
+                                                    ("yellow", (255, 128, 192))]
         var out: [String: Blob] = [:]
         for y in 0..<img.height {
             for x in 0..<img.width {
