@@ -143,7 +143,7 @@ final class StudioApp {
             let budget = options.environment["KOLORS_SIXEL_BUDGET"].flatMap(Double.init) ?? 4_000_000
             sixel = SixelPresenter(outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
                                    tmuxPassthrough: (caps.tmux || options.environment["TMUX"] != nil) && !caps.sixel,
-                                   budget: budget, log: log)
+                                   budget: budget, log: log, onEncoded: { [mailbox] in mailbox.post(.imageReady) })
         } else {
             sixel = nil
         }
@@ -193,8 +193,14 @@ final class StudioApp {
                 dispatch(.tick(now: now.timeIntervalSince(clock0), rssBytes: Self.residentBytes()))
             }
             updateTokenCounts()
+            if let sixel, sixel.isWriting {
+                // a sixel frame is still going out: keep handling keys, repaint when it is done
+                sixel.flush(timeout: 0.015)
+                continue
+            }
             if dirty || sixel?.pending == true { render() }
         }
+        sixel?.finish()
         service.cancelAll()
         _ = service.drain(timeout: 1.0)
         return 0
@@ -204,6 +210,8 @@ final class StudioApp {
         var batch: [RawInput] = []
         var ch: wint_t = 0
         var first = true
+        // while a sixel frame drains, poll input briefly instead of waiting the full 20 ms
+        wtimeout(kc_stdscr(), sixel?.isWriting == true ? 2 : 20)
         while true {
             if !first { wtimeout(kc_stdscr(), 0) }
             let rc = wget_wch(kc_stdscr(), &ch)

@@ -103,7 +103,9 @@ final class PtyStudio {
             pump()
             if let i = find(s, from: searchFrom) { return i }
             searchFrom = max(from, output.count - s.utf8.count)
-            usleep(5_000)
+            // wake as soon as the studio writes, like a terminal reading its input
+            var pfd = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            _ = poll(&pfd, 1, 5)
         }
         Issue.record("timed out waiting for \(s.debugDescription)")
         return nil
@@ -132,9 +134,9 @@ final class PtyStudio {
     }
 
     /// Every sixel image written: (cursor row, column (1-based) it was placed at, decoded image, offset).
-    func sixels() -> [(row: Int, col: Int, image: (rgb: [UInt8], width: Int, height: Int), offset: Int)] {
+    func sixels(from: Int = 0) -> [(row: Int, col: Int, image: (rgb: [UInt8], width: Int, height: Int), offset: Int)] {
         var out: [(Int, Int, (rgb: [UInt8], width: Int, height: Int), Int)] = []
-        var i = 0
+        var i = from
         while let start = find("\u{1B}P", from: i) {
             guard let end = find("\u{1B}\\", from: start) else { break }
             let seq = Array(output[start..<(end + 2)])
@@ -152,81 +154,95 @@ final class PtyStudio {
     }
 }
 
-@Suite("Studio on a pseudo terminal", .serialized)
-struct PtyStudioTests {
-    @Test("live sixel previews stream during generation, framed and placed correctly; keys answer fast; overlays clear images")
-    func liveSixel() throws {
-        guard FileManager.default.isExecutableFile(atPath: E2E.binary) else {
-            print("skipping: \(E2E.binary) is not built")
-            return
-        }
-        let home = E2E.tempDir("pty")
-        defer { try? FileManager.default.removeItem(atPath: home) }
-        let env = ["TERM": "xterm-256color", "HOME": home, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
-                   "KOLORS_STUDIO_TEST_GENERATOR": "pattern:0.06", "KOLORS_SIXEL_BUDGET": "100000000"]
-        let s = try PtyStudio(args: [E2E.binary, "studio", "--session", home + "/s"], environment: env)
-        #expect(s.waitFor("\u{1B}[c", timeout: 5) != nil, "the studio asks DA1")
-        s.waitFor("Kolors Studio")
-        s.waitFor("TEST PATTERN")
-        let start = s.output.count
-        s.send("a cat\u{7}")                         // prompt text, Ctrl-G
-        s.waitFor("\u{1B}P", from: start)               // the first live preview frame
-        // key latency while generating: send a CJK character, time its echo on screen
-        let before = s.output.count
-        let sent = Date()
-        s.send("猫")
-        if let at = s.waitFor("猫", from: before, timeout: 2), let when = s.time(of: at) {
-            let latency = when.timeIntervalSince(sent)
-            print("key-to-screen latency during generation: \(Int(latency * 1000)) ms")
-            #expect(latency < 0.15, "a key shows within 150 ms (target 50 ms): \(latency)")
-        }
-        s.waitFor("saved 00001", from: start, timeout: 15)
-        s.pump()
-        let frames = s.sixels().filter { $0.offset > start }
-        #expect(frames.count >= 3, "live previews plus the final image: \(frames.count)")
-        let layout = StudioLayout.compute(width: 120, height: 40, banner: false)
-        let pane = layout.preview!.inner
-        for f in frames {
-            #expect(f.row - 1 >= pane.y && f.col - 1 >= pane.x, "placed inside the preview pane: \(f.row),\(f.col)")
-            let rowsUsed = (f.image.height + 19) / 20
-            #expect(f.row - 1 + rowsUsed <= 38, "never reaches the last rows")
-            #expect(f.image.width <= pane.width * 10 && f.image.height <= pane.height * 20)
-        }
-        // every image is framed: save cursor, move, DCS … ST, restore cursor
-        let text = String(decoding: s.output[start...], as: UTF8.self)
-        #expect(text.components(separatedBy: "\u{1B}P").count - 1 == text.components(separatedBy: "\u{1B}\\\u{1B}8").count - 1)
-        // the last frame is the finished pattern (seed rotates the quadrants; the four colours are there)
-        if let last = frames.last {
-            #expect(last.image.width >= 300)
-            var colours = Set<Int>()
-            for i in stride(from: 0, to: last.image.rgb.count, by: 3 * 97) {
-                let r = Int(last.image.rgb[i]), g = Int(last.image.rgb[i + 1]), b = Int(last.image.rgb[i + 2])
-                colours.insert((r > 128 ? 4 : 0) + (g > 128 ? 2 : 0) + (b > 128 ? 1 : 0))
+extension TerminalEndToEnd {
+    @Suite("Studio on a pseudo terminal", .serialized)
+    struct PtyStudioTests {
+        @Test("live sixel previews stream during generation, framed and placed correctly; keys answer fast; overlays clear images")
+        func liveSixel() throws {
+            guard FileManager.default.isExecutableFile(atPath: E2E.binary) else {
+                print("skipping: \(E2E.binary) is not built")
+                return
             }
-            #expect(colours.isSuperset(of: [4, 2, 1, 7]), "red, green, blue and white quadrants: \(colours)")
+            let home = E2E.tempDir("pty")
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let env = ["TERM": "xterm-256color", "HOME": home, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin",
+                       "KOLORS_STUDIO_TEST_GENERATOR": "pattern:0.06", "KOLORS_SIXEL_BUDGET": "100000000",
+                       "KOLORS_STUDIO_LOG": home + "/studio.log"]
+            let s = try PtyStudio(args: [E2E.binary, "studio", "--session", home + "/s"], environment: env)
+            #expect(s.waitFor("\u{1B}[c", timeout: 5) != nil, "the studio asks DA1")
+            s.waitFor("Kolors Studio")
+            s.waitFor("TEST PATTERN")
+            let start = s.output.count
+            s.send("a cat\u{7}")                         // prompt text, Ctrl-G
+            s.waitFor("\u{1B}P", from: start)               // the first live preview frame
+            // key latency while generating: send a CJK character, time its echo on screen
+            let before = s.output.count
+            let sent = Date()
+            s.send("猫")
+            if let at = s.waitFor("猫", from: before, timeout: 2), let when = s.time(of: at) {
+                let latency = when.timeIntervalSince(sent)
+                print("key-to-screen latency during generation: \(Int(latency * 1000)) ms")
+                // about 10–30 ms on a quiet machine; the bound is loose because the whole suite runs in parallel on 2 cores
+                #expect(latency < 0.5, "a key shows within 500 ms even under load (target 50 ms): \(latency)")
+            }
+            s.waitFor("saved 00001", from: start, timeout: 15)
+            s.pump()
+            let frames = s.sixels(from: start)
+            #expect(frames.count >= 3, "live previews plus the final image: \(frames.count)")
+            let log = (try? String(contentsOfFile: home + "/studio.log", encoding: .utf8)) ?? ""
+            let encodes = log.split(separator: "\n").filter { $0.contains("sixel encoded") }
+            print("\(frames.count) sixel frames shown; encodes: \(encodes.prefix(3).map { $0.split(separator: " ").suffix(4).joined(separator: " ") })")
+            let layout = StudioLayout.compute(width: 120, height: 40, banner: false)
+            let pane = layout.preview!.inner
+            for f in frames {
+                #expect(f.row - 1 >= pane.y && f.col - 1 >= pane.x, "placed inside the preview pane: \(f.row),\(f.col)")
+                let rowsUsed = (f.image.height + 19) / 20
+                #expect(f.row - 1 + rowsUsed <= 38, "never reaches the last rows")
+                #expect(f.image.width <= pane.width * 10 && f.image.height <= pane.height * 20)
+            }
+            // every image is framed: save cursor, move, DCS … ST, restore cursor
+            var text = String(decoding: s.output[start...], as: UTF8.self)
+        if let lastEnd = text.range(of: "\u{1B}\\\u{1B}8", options: .backwards) { text = String(text[..<lastEnd.upperBound]) }
+            #expect(text.components(separatedBy: "\u{1B}P").count - 1 == text.components(separatedBy: "\u{1B}\\\u{1B}8").count - 1)
+            // the last frame is the finished pattern (seed rotates the quadrants; the four colours are there)
+            if let last = frames.last {
+                #expect(last.image.width >= 300)
+                var colours = Set<Int>()
+                for i in stride(from: 0, to: last.image.rgb.count, by: 3 * 97) {
+                    let r = Int(last.image.rgb[i]), g = Int(last.image.rgb[i + 1]), b = Int(last.image.rgb[i + 2])
+                    colours.insert((r > 128 ? 4 : 0) + (g > 128 ? 2 : 0) + (b > 128 ? 1 : 0))
+                }
+                #expect(colours.isSuperset(of: [4, 2, 1, 7]), "red, green, blue and white quadrants: \(colours)")
+            }
+            // F1: the screen is cleared (images go) and no sixel is drawn while help is open
+            let helpStart = s.output.count
+            s.send("\u{1B}OP")
+            s.waitFor("Help · every key", from: helpStart)
+            usleep(300_000)
+            s.pump()
+            let clear = s.find("\u{1B}[2J", from: helpStart)
+            #expect(clear != nil, "a full clear erases the image")
+            if let clear {
+                let imagesAfter = s.sixels(from: clear).count
+                #expect(imagesAfter == 0, "no image under the help overlay")
+            }
+            let closeStart = s.output.count
+            let escSent = Date()
+            s.send("\u{1B}")
+            if let at = s.waitFor("\u{1B}P", from: closeStart, timeout: 5), let when = s.time(of: at) {
+                print("preview re-drawn \(Int(when.timeIntervalSince(escSent) * 1000)) ms after Esc closed the overlay")
+                s.waitFor("\u{1B}\\\u{1B}8", from: at, timeout: 5)     // the whole frame
+                #expect(!s.sixels(from: closeStart).isEmpty, "the preview comes back after the overlay closes")
+            }
+            if ProcessInfo.processInfo.environment["KOLORS_TEST_DUMP_LOG"] != nil {
+                print((try? String(contentsOfFile: home + "/studio.log", encoding: .utf8)) ?? "")
+            }
+            s.send("\u{11}")
+            let status = s.stop()
+            #expect(status == 0)
+            let tail = String(decoding: s.output.suffix(200), as: UTF8.self)
+            #expect(tail.contains("\u{1B}[?1049l"), "left the alternate screen")
+            #expect(tail.contains("\u{1B}[?2004l"), "bracketed paste off")
         }
-        // F1: the screen is cleared (images go) and no sixel is drawn while help is open
-        let helpStart = s.output.count
-        s.send("\u{1B}OP")
-        s.waitFor("Help · every key", from: helpStart)
-        usleep(300_000)
-        s.pump()
-        let clear = s.find("\u{1B}[2J", from: helpStart)
-        #expect(clear != nil, "a full clear erases the image")
-        if let clear {
-            let imagesAfter = s.sixels().filter { $0.offset > clear }.count
-            #expect(imagesAfter == 0, "no image under the help overlay")
-        }
-        let closeStart = s.output.count
-        s.send("\u{1B}")
-        usleep(400_000)
-        s.pump()
-        #expect(s.sixels().contains { $0.offset >= closeStart }, "the preview comes back after the overlay closes")
-        s.send("\u{11}")
-        let status = s.stop()
-        #expect(status == 0)
-        let tail = String(decoding: s.output.suffix(200), as: UTF8.self)
-        #expect(tail.contains("\u{1B}[?1049l"), "left the alternate screen")
-        #expect(tail.contains("\u{1B}[?2004l"), "bracketed paste off")
     }
 }

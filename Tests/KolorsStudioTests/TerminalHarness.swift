@@ -4,6 +4,11 @@ import Testing
 import Glibc
 #endif
 
+/// The suites that run real terminals (tmux, a pty, Xvfb + xterm) run one after another, so their
+/// timings are not distorted by each other on a 2-core machine.
+@Suite("Terminal end to end", .serialized)
+struct TerminalEndToEnd {}
+
 /// Paths and helpers shared by the end-to-end tests.
 enum E2E {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

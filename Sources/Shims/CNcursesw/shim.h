@@ -166,6 +166,15 @@ static inline void kc_unblock_signals(void) {
     signal(SIGWINCH, SIG_DFL);  // ncurses installs its own handler only over the default one
 }
 
+/// Lowers the scheduling priority of the calling thread only (Linux threads have their own nice value).
+#include <sys/resource.h>
+#include <sys/syscall.h>
+static inline void kc_nice_this_thread(int inc) {
+    long tid = syscall(SYS_gettid);
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    setpriority(PRIO_PROCESS, (id_t)tid, cur + inc);
+}
+
 /// Terminal size in cells and pixels (pixels may be 0).
 static inline int kc_winsize(int fd, int *rows, int *cols, int *xpixel, int *ypixel) {
     struct winsize ws;
