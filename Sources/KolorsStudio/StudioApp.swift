@@ -180,7 +180,10 @@ final class StudioApp {
     func run() -> Int32 {
         service.load(factory: factory, request: GeneratorRequest(model: options.model, threads: options.threads))
         openSession(session.directory, restore: true)
+        // Test hook: crash on purpose after N seconds, to prove the crash handler restores the terminal.
+        let crashAt = options.environment["KOLORS_STUDIO_TEST_CRASH_AFTER"].flatMap(Double.init).map { clock0.addingTimeInterval($0) }
         while running {
+            if let crashAt, Date() >= crashAt { fatalError("KOLORS_STUDIO_TEST_CRASH_AFTER: deliberate crash for the terminal-restore test") }
             if stopSignal.load(ordering: .relaxed) != 0 {
                 dispatch(.key(.ctrl("q")))
                 break

@@ -205,6 +205,21 @@ extension TerminalEndToEnd {
             #expect(FileManager.default.fileExists(atPath: home + "/.local/share") == false, "nothing created without images")
         }
 
+        @Test("a crash (Swift runtime trap) still restores the terminal")
+        func crashRestores() throws {
+            if Self.skipIfUnavailable() { return }
+            let home = E2E.tempDir("e2e-crash")
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(home + "/s")) --preview blocks",
+                                                          env: "KOLORS_STUDIO_TEST_CRASH_AFTER=0.5 SWIFT_BACKTRACE=enable=no"))
+            defer { t.kill() }
+            t.waitFor(text: "Kolors Studio")
+            let screen = t.waitFor(text: "TTY_END")
+            #expect(!screen.contains("KOLORS_EXIT=0"), "it did crash")
+            #expect(!screen.contains("Parameters"), "the studio screen is gone (alternate screen left)")
+            #expect(screen.contains("TTY: icanon echo TTY_END"), "canonical mode and echo are back")
+        }
+
         @Test("a missing or unknown TERM gives a one-line message and no ncurses")
         func badTerm() {
             if Self.skipIfUnavailable() { return }
