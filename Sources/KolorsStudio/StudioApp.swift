@@ -50,22 +50,12 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
     guard isatty(0) == 1, isatty(1) == 1 else { throw TerminalError("kolors studio needs a terminal on stdin and stdout") }
 
     let themes = ThemeLibrary.standard(executable: options.executable, environment: env)
-    var theme = try themes.load(options.theme ?? "dark")
+    let theme = try themes.load(options.theme ?? "dark")
     let sessionPath = options.session.map { ($0 as NSString).expandingTildeInPath }
         ?? (GallerySession.defaultRoot(environment: env) as NSString).appendingPathComponent(GallerySession.sessionName())
 
-    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
-    let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
-    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
-    let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
-    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
-    let log = DebugLog(path: env["KOLORS_STUDIO_LOG"])
-    log.write("terminal TERM=\(term ?? "") tmux=\(caps.tmux) da1=\(caps.da1.map { "\($0)" } ?? "none") sixel=\(caps.sixel) "
-              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0)")
-    log.write("preview mode=\(mode.rawValue) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset"))")
-
     kc_unblock_signals()
-    // Signals: handled on a queue, acted on by the UI loop.
+    // Signals: handled on a queue, acted on by the UI loop (installed before the terminal is touched).
     let signalQueue = DispatchQueue(label: "kolors.studio.signals")
     var signalSources: [DispatchSourceSignal] = []
     for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
@@ -81,6 +71,17 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(sig, SIG_DFL) }
     }
 
+
+    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
+    let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
+    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
+    let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
+    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
+    let log = DebugLog(path: env["KOLORS_STUDIO_LOG"])
+    log.write("terminal TERM=\(term ?? "") tmux=\(caps.tmux) da1=\(caps.da1.map { "\($0)" } ?? "none") sixel=\(caps.sixel) "
+              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0)")
+    log.write("preview mode=\(mode.rawValue) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset"))")
+
     kc_install_crash_restore(1)
     defer { kc_remove_crash_restore() }
     let screen = try CursesScreen()
@@ -91,7 +92,6 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
     }
     app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, mode: mode,
                     caps: caps, factory: makeGenerator, log: log)
-    theme = app!.theme
     let code = app!.run()
     let sig = stopSignal.load(ordering: .relaxed)
     log.write("exit code=\(code) signal=\(sig)")
