@@ -84,7 +84,12 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
 
     kc_install_crash_restore(1)
     defer { kc_remove_crash_restore() }
-    let screen = try CursesScreen()
+    // Half blocks in true colour: opt in with KOLORS_TRUECOLOR=1 (ncurses then drives the terminal as
+    // xterm-direct, whose colon-separated RGB colours most modern terminals and tmux understand).
+    var cursesTerm = term
+    if env["KOLORS_TRUECOLOR"] == "1", CursesScreen.probe(term: "xterm-direct") == nil { cursesTerm = "xterm-direct" }
+    log.write("ncurses terminal: \(cursesTerm ?? "")")
+    let screen = try CursesScreen(term: cursesTerm)
     var app: StudioApp? = nil
     defer {
         app?.shutdownTerminal()

@@ -205,6 +205,30 @@ extension TerminalEndToEnd {
             #expect(FileManager.default.fileExists(atPath: home + "/.local/share") == false, "nothing created without images")
         }
 
+        @Test("KOLORS_TRUECOLOR=1 draws half blocks in 24-bit colour")
+        func trueColour() throws {
+            if Self.skipIfUnavailable() { return }
+            guard E2E.run(["infocmp", "xterm-direct"]).0 == 0 else {
+                print("skipping the true-colour test: no xterm-direct terminfo (Debian package ncurses-term)")
+                return
+            }
+            let home = E2E.tempDir("e2e-rgb")
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let p = GenerationParameters(prompt: "rgb", width: 64, height: 64)
+            try GallerySession(directory: home + "/s").add(image: TestPatternGenerator.pattern(width: 64, height: 64, seed: 0),
+                                                         record: ImageRecord(parameters: p))
+            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(home + "/s")) --preview blocks",
+                                                          env: "KOLORS_TRUECOLOR=1"))
+            defer { t.kill() }
+            t.waitFor(text: "▀")
+            let coloured = t.tmux("capture-pane", "-p", "-e")
+            // the seed-0 pattern's top-left quadrant is (230, 40, 40) shaded: an exact RGB foreground shows up
+            #expect(coloured.contains("38;2;"), "24-bit colours in the pane")
+            #expect(!coloured.contains("38;5;"), "no 256-colour fallback")
+            t.keys("C-q")
+            t.waitFor(text: "TTY_END")
+        }
+
         @Test("a crash (Swift runtime trap) still restores the terminal")
         func crashRestores() throws {
             if Self.skipIfUnavailable() { return }
