@@ -229,6 +229,52 @@ extension TerminalEndToEnd {
             t.waitFor(text: "TTY_END")
         }
 
+        @Test("Ctrl-P loads a foreign A1111 PNG's parameters; the gallery favourites and deletes for real")
+        func loadForeignAndGalleryEdits() throws {
+            if Self.skipIfUnavailable() { return }
+            let home = E2E.tempDir("e2e-foreign")
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let session = home + "/s"
+            let gallery = GallerySession(directory: session)
+            for i in 1...2 {
+                try gallery.add(image: TestPatternGenerator.pattern(width: 32, height: 32, seed: UInt64(i)),
+                                record: ImageRecord(parameters: GenerationParameters(prompt: "image \(i)", seed: UInt64(i))))
+            }
+            let foreign = home + "/a1111.png"
+            try PNGFile.write(RGBImage(width: 16, height: 16), to: foreign, texts: [PNGText(key: "parameters", value: """
+                a castle on a hill, 城堡
+                Negative prompt: blurry
+                Steps: 31, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 6.5, Seed: 777, Size: 832x1216, Model: sdxl
+                """, kind: .international)])
+            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks"))
+            defer { t.kill() }
+            t.waitFor(text: "image 2")                      // the session's last parameters are restored
+            t.keys("C-p")
+            t.waitFor(text: "Load all parameters from a PNG")
+            t.type(foreign)
+            t.keys("Enter")
+            var screen = t.waitFor(text: "a castle on a hill, 城堡")
+            screen = t.waitFor(text: "dpm++2m-karras")
+            #expect(screen.contains("777") && screen.contains("832×1216") && screen.contains("31"))
+            #expect(screen.contains("blurry"))
+            // gallery: favourite the newest, delete the first
+            t.keys("C-o")
+            t.waitFor(text: "Gallery · session s · 2/2")
+            t.keys("f")
+            t.waitFor(text: "★ 00002-2")
+            t.keys("Home", "d")
+            t.waitFor(text: "Delete 00001-1.png? y = yes")
+            t.keys("y")
+            t.waitFor(text: "Gallery · session s · 1/1")
+            t.keys("Escape", "C-q")
+            t.waitFor(text: "TTY_END")
+            #expect(!FileManager.default.fileExists(atPath: session + "/00001-1.png"))
+            let (reopened, report) = try GallerySession.open(directory: session)
+            #expect(reopened.entries.map(\.file) == ["00002-2.png"])
+            #expect(reopened.entries.first?.favourite == true)
+            #expect(!report.needsRepair)
+        }
+
         @Test("a crash (Swift runtime trap) still restores the terminal")
         func crashRestores() throws {
             if Self.skipIfUnavailable() { return }
