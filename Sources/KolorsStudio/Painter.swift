@@ -89,27 +89,32 @@ final class Painter {
         return Int32(Theme.colorNumber(.rgb(r, g, b), colors: max(8, colors)).0)
     }
 
-    func blockPair(fg: Int32, bg: Int32) -> Int32 {
-        let key = Int64(fg) << 32 | Int64(bg)
-        if let p = blockPairs[key] { return p }
+    /// A colour pair for (fg, bg), shared with (bg, fg): the second order draws with A_REVERSE,
+    /// which halves the pairs an image needs (8 colours: 36 pairs for every combination).
+    func blockPair(fg: Int32, bg: Int32) -> (pair: Int32, reverse: Bool) {
+        let (a, b, reverse) = fg <= bg ? (fg, bg, false) : (bg, fg, true)
+        let key = Int64(a) << 32 | Int64(b)
+        if let p = blockPairs[key] { return (p, reverse) }
         if Int(nextBlockPair) >= pairCount {
-            // out of pairs: start over (the cells drawn earlier in this image may recolour; rare)
+            // out of pairs: start over (cells drawn earlier with a reused pair may recolour; only
+            // on terminals with very few pairs)
             blockPairs = [:]
             nextBlockPair = firstBlockPair
         }
         let p = nextBlockPair
         nextBlockPair += 1
-        _ = kc_init_pair(p, fg, bg)
+        _ = kc_init_pair(p, a, b)
         blockPairs[key] = p
-        return p
+        return (p, reverse)
     }
 
     private var fittedCache: [String: RGBImage] = [:]
 
     /// Draws `image` in `rect` with upper-half blocks: each cell shows two pixels (fg = top, bg = bottom).
     /// `key` identifies the image for caching its resized version.
-    func drawBlocks(_ image: RGBImage, in rect: Rect, key: String) {
-        guard colors >= 8, rect.width > 0, rect.height > 0, image.width > 0, image.height > 0 else { return }
+    @discardableResult
+    func drawBlocks(_ image: RGBImage, in rect: Rect, key: String) -> Bool {
+        guard colors >= 8, rect.width > 0, rect.height > 0, image.width > 0, image.height > 0 else { return false }
         let fitted: RGBImage
         if let f = fittedCache[key] { fitted = f } else {
             fitted = LatentPreview.fit(image, maxWidth: rect.width, maxHeight: rect.height * 2)
@@ -123,9 +128,11 @@ final class Painter {
             for col in 0..<cols {
                 let (r1, g1, b1) = fitted[col, 2 * row]
                 let (r2, g2, b2) = 2 * row + 1 < fitted.height ? fitted[col, 2 * row + 1] : (r1, g1, b1)
-                let pair = blockPair(fg: colorNumber(r1, g1, b1), bg: colorNumber(r2, g2, b2))
-                _ = kc_mvadd_cluster(kc_stdscr(), Int32(y0 + row), Int32(x0 + col), &ch, 1, kc_a_normal(), pair)
+                let (pair, reverse) = blockPair(fg: colorNumber(r1, g1, b1), bg: colorNumber(r2, g2, b2))
+                _ = kc_mvadd_cluster(kc_stdscr(), Int32(y0 + row), Int32(x0 + col), &ch, 1,
+                                     reverse ? kc_a_reverse() : kc_a_normal(), pair)
             }
         }
+        return true
     }
 }

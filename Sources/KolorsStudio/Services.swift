@@ -1,3 +1,4 @@
+import CNcursesw
 import Foundation
 import KolorsEngine
 import KolorsImageIO
@@ -111,6 +112,9 @@ final class GenerationService: @unchecked Sendable {
         lock.withLock { tokens[job.id] = token }
         let mailbox = self.mailbox
         queue.async { [self] in
+            // the UI thread wins when both want the CPU (engine worker threads are the engine's business)
+            kc_nice_this_thread(5)
+            defer { kc_nice_this_thread(-5) }
             defer { _ = lock.withLock { tokens.removeValue(forKey: job.id) } }
             guard let g = current else {
                 mailbox.post(.jobFailed(jobID: job.id, message: "the generator is not ready"))

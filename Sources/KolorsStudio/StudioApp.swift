@@ -50,17 +50,12 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
     guard isatty(0) == 1, isatty(1) == 1 else { throw TerminalError("kolors studio needs a terminal on stdin and stdout") }
 
     let themes = ThemeLibrary.standard(executable: options.executable, environment: env)
-    var theme = try themes.load(options.theme ?? "dark")
+    let theme = try themes.load(options.theme ?? "dark")
     let sessionPath = options.session.map { ($0 as NSString).expandingTildeInPath }
         ?? (GallerySession.defaultRoot(environment: env) as NSString).appendingPathComponent(GallerySession.sessionName())
 
-    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
-    let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
-    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
-    let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
-    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
-
-    // Signals: handled on a queue, acted on by the UI loop.
+    kc_unblock_signals()
+    // Signals: handled on a queue, acted on by the UI loop (installed before the terminal is touched).
     let signalQueue = DispatchQueue(label: "kolors.studio.signals")
     var signalSources: [DispatchSourceSignal] = []
     for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
@@ -76,19 +71,35 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
         for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(sig, SIG_DFL) }
     }
 
+
+    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
+    let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
+    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
+    let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
+    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
+    let log = DebugLog(path: env["KOLORS_STUDIO_LOG"])
+    log.write("terminal TERM=\(term ?? "") tmux=\(caps.tmux) da1=\(caps.da1.map { "\($0)" } ?? "none") sixel=\(caps.sixel) "
+              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0)")
+    log.write("preview mode=\(mode.rawValue) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset"))")
+
     kc_install_crash_restore(1)
     defer { kc_remove_crash_restore() }
-    let screen = try CursesScreen()
+    // Half blocks in true colour: opt in with KOLORS_TRUECOLOR=1 (ncurses then drives the terminal as
+    // xterm-direct, whose colon-separated RGB colours most modern terminals and tmux understand).
+    var cursesTerm = term
+    if env["KOLORS_TRUECOLOR"] == "1", CursesScreen.probe(term: "xterm-direct") == nil { cursesTerm = "xterm-direct" }
+    log.write("ncurses terminal: \(cursesTerm ?? "")")
+    let screen = try CursesScreen(term: cursesTerm)
     var app: StudioApp? = nil
     defer {
         app?.shutdownTerminal()
         screen.stop()
     }
     app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, mode: mode,
-                    caps: caps, factory: makeGenerator)
-    theme = app!.theme
+                    caps: caps, factory: makeGenerator, log: log)
     let code = app!.run()
     let sig = stopSignal.load(ordering: .relaxed)
+    log.write("exit code=\(code) signal=\(sig)")
     return sig != 0 ? 128 + sig : code
 }
 
@@ -119,8 +130,11 @@ final class StudioApp {
     let clock0 = Date()
     var extraKeys: [Int32: Key] = [:]
 
+    let log: DebugLog
+
     init(screen: CursesScreen, options: StudioOptions, theme: Theme, themes: ThemeLibrary, sessionPath: String, mode: PreviewMode,
-         caps: TerminalCapabilities, factory: @escaping GeneratorFactory) {
+         caps: TerminalCapabilities, factory: @escaping GeneratorFactory, log: DebugLog) {
+        self.log = log
         self.screen = screen
         self.options = options
         self.theme = theme
@@ -134,7 +148,7 @@ final class StudioApp {
             let budget = options.environment["KOLORS_SIXEL_BUDGET"].flatMap(Double.init) ?? 4_000_000
             sixel = SixelPresenter(outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
                                    tmuxPassthrough: (caps.tmux || options.environment["TMUX"] != nil) && !caps.sixel,
-                                   budget: budget)
+                                   budget: budget, log: log, onEncoded: { [mailbox] in mailbox.post(.imageReady) })
         } else {
             sixel = nil
         }
@@ -171,7 +185,10 @@ final class StudioApp {
     func run() -> Int32 {
         service.load(factory: factory, request: GeneratorRequest(model: options.model, threads: options.threads))
         openSession(session.directory, restore: true)
+        // Test hook: crash on purpose after N seconds, to prove the crash handler restores the terminal.
+        let crashAt = options.environment["KOLORS_STUDIO_TEST_CRASH_AFTER"].flatMap(Double.init).map { clock0.addingTimeInterval($0) }
         while running {
+            if let crashAt, Date() >= crashAt { fatalError("KOLORS_STUDIO_TEST_CRASH_AFTER: deliberate crash for the terminal-restore test") }
             if stopSignal.load(ordering: .relaxed) != 0 {
                 dispatch(.key(.ctrl("q")))
                 break
@@ -184,8 +201,14 @@ final class StudioApp {
                 dispatch(.tick(now: now.timeIntervalSince(clock0), rssBytes: Self.residentBytes()))
             }
             updateTokenCounts()
+            if let sixel, sixel.isWriting {
+                // a sixel frame is still going out: keep handling keys, repaint when it is done
+                sixel.flush(timeout: 0.015)
+                continue
+            }
             if dirty || sixel?.pending == true { render() }
         }
+        sixel?.finish()
         service.cancelAll()
         _ = service.drain(timeout: 1.0)
         return 0
@@ -195,6 +218,8 @@ final class StudioApp {
         var batch: [RawInput] = []
         var ch: wint_t = 0
         var first = true
+        // while a sixel frame drains, poll input briefly instead of waiting the full 20 ms
+        wtimeout(kc_stdscr(), sixel?.isWriting == true ? 2 : 20)
         while true {
             if !first { wtimeout(kc_stdscr(), 0) }
             let rc = wget_wch(kc_stdscr(), &ch)
@@ -246,6 +271,7 @@ final class StudioApp {
     }
 
     func dispatch(_ action: Action) {
+        if log.enabled { log.write(Self.describe(action)) }
         let effects = reduce(&state, action)
         dirty = true
         for e in effects { perform(e) }
@@ -371,7 +397,11 @@ final class StudioApp {
             }
         }
         if mode == .blocks {
-            for (p, img) in placements { if let img { painter.drawBlocks(img, in: p.rect, key: p.cacheKey) } }
+            for (p, img) in placements {
+                if let img, !painter.drawBlocks(img, in: p.rect, key: p.cacheKey) {
+                    drawNote("previews need colours (or sixel)", in: p.rect)
+                }
+            }
         }
         if let sixel, sixel.needsClear(for: placements) { clearNext = true }
         if clearNext {
@@ -395,6 +425,23 @@ final class StudioApp {
         guard y < state.height else { return }
         var wbuf = text.unicodeScalars.map { wchar_t(bitPattern: $0.value) } + [0]
         _ = kc_mvaddwstr_attr(kc_stdscr(), Int32(y), Int32(x), &wbuf, kc_a_dim(), 0)
+    }
+
+    static func describe(_ a: Action) -> String {
+        switch a {
+        case .key(let k): "key \(k)"
+        case .paste(let t): "paste \(t.count) characters"
+        case .generation(let id, let e):
+            switch e {
+            case .step(let i, let n, _, let p): "job \(id) step \(i)/\(n) preview=\(p.map { "\($0.width)x\($0.height)" } ?? "none")"
+            default: "job \(id) \(e)"
+            }
+        case .jobSaved(let id, let entries, _): "job \(id) saved \(entries.map(\.file))"
+        case .previewLoaded(let img, let caption): "preview \(caption) \(img.width)x\(img.height)"
+        case .galleryLoaded(let path, let entries, let notes): "session \(path) \(entries.count) images \(notes)"
+        case .tick: "tick"
+        default: "\(a)"
+        }
     }
 
     static func residentBytes() -> UInt64? {

@@ -161,7 +161,7 @@ func handleGenerationEvent(_ s: inout StudioState, _ id: Int, _ event: Generatio
         s.jobs[i].secondsPerStep = sps
         if let preview {
             s.previewSerial += 1
-            s.preview = PreviewFrame(image: preview, caption: "#\(id) step \(index)/\(total)", serial: s.previewSerial)
+            s.preview = PreviewFrame(image: preview, caption: "#\(id) step \(index)/\(total)", serial: s.previewSerial, live: true)
         }
     case .decoding:
         if !cancelling { s.jobs[i].phase = .decoding }

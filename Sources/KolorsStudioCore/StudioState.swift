@@ -67,10 +67,13 @@ public struct PreviewFrame: Equatable, Sendable {
     public var caption: String
     /// Increases with every new image (renderers cache by it).
     public var serial: Int
-    public init(image: RGBImage, caption: String, serial: Int) {
+    /// A per-step preview of a running job (drawn with a lighter encoding) rather than a finished image.
+    public var live: Bool
+    public init(image: RGBImage, caption: String, serial: Int, live: Bool = false) {
         self.image = image
         self.caption = caption
         self.serial = serial
+        self.live = live
     }
 }
 

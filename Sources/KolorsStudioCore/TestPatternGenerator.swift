@@ -23,15 +23,18 @@ public struct TestPatternGenerator: ImageGenerator {
         var px = [UInt8](repeating: 0, count: width * height * 3)
         let palette: [(UInt8, UInt8, UInt8)] = [(230, 40, 40), (40, 200, 60), (40, 80, 230), (240, 240, 240)]
         let rot = Int(seed % 4)
-        for y in 0..<height {
-            for x in 0..<width {
-                let q = (y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)
-                let c = palette[(q + rot) % 4]
-                let i = (y * width + x) * 3
-                let shade = 0.85 + 0.15 * Double(x + y) / Double(max(1, width + height))
-                px[i] = UInt8(Double(c.0) * shade)
-                px[i + 1] = UInt8(Double(c.1) * shade)
-                px[i + 2] = UInt8(Double(c.2) * shade)
+        px.withUnsafeMutableBufferPointer { p in
+            for y in 0..<height {
+                for x in 0..<width {
+                    let q = (y < height / 2 ? 0 : 2) + (x < width / 2 ? 0 : 1)
+                    let c = palette[(q + rot) % 4]
+                    // a gentle diagonal shade, integer maths (cheap even in debug builds)
+                    let shade = 218 + 37 * (x + y) / max(1, width + height)
+                    let i = (y * width + x) * 3
+                    p[i] = UInt8(Int(c.0) * shade / 255)
+                    p[i + 1] = UInt8(Int(c.1) * shade / 255)
+                    p[i + 2] = UInt8(Int(c.2) * shade / 255)
+                }
             }
         }
         return RGBImage(width: width, height: height, pixels: px)
@@ -42,11 +45,8 @@ public struct TestPatternGenerator: ImageGenerator {
         let steps = max(1, p.steps)
         events(.started(totalSteps: steps))
         let pw = max(8, p.width / 8), ph = max(8, p.height / 8)
-        var images: [RGBImage] = []
-        for b in 0..<max(1, p.imagesPerPrompt) {
-            images.append(Self.pattern(width: p.width, height: p.height, seed: p.seed &+ UInt64(b)))
-        }
-        let target = LatentPreview.resize(images[0], width: pw, height: ph, filter: .smooth)
+        // previews converge from noise to the pattern, at latent size (1/8), like x0 estimates
+        let target = Self.pattern(width: pw, height: ph, seed: p.seed)
         var rng = SeedGenerator(state: p.seed)
         let noise = (0..<(pw * ph * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         for i in 1...steps {
@@ -62,12 +62,18 @@ public struct TestPatternGenerator: ImageGenerator {
             try cancel.check()
             let a = Double(i) / Double(steps)
             var px = [UInt8](repeating: 0, count: pw * ph * 3)
-            for k in px.indices { px[k] = UInt8(Double(target.pixels[k]) * a + Double(noise[k]) * (1 - a)) }
+            let wa = Int(a * 256)
+            for k in px.indices { px[k] = UInt8((Int(target.pixels[k]) * wa + Int(noise[k]) * (256 - wa)) >> 8) }
             events(.step(index: i, total: steps, secondsPerStep: Date().timeIntervalSince(t0),
                          preview: RGBImage(width: pw, height: ph, pixels: px)))
         }
         try cancel.check()
         events(.decoding)
+        var images: [RGBImage] = []
+        for b in 0..<max(1, p.imagesPerPrompt) {
+            try cancel.check()
+            images.append(Self.pattern(width: p.width, height: p.height, seed: p.seed &+ UInt64(b)))
+        }
         events(.finished)
         return images
     }

@@ -242,17 +242,33 @@ public struct Theme: Equatable, Sendable {
         return (((512 + rm) * dr * dr) >> 8) + 4 * dg * dg + (((767 - rm) * db * db) >> 8)
     }
 
-    /// Nearest of the 16 (or 8) ANSI colours; with 8 colours a bright match maps to its base colour + bold.
+    /// The ANSI colour for an RGB colour on 16- (or 8-) colour terminals. Distances in RGB
+    /// would turn the muted colours themes like (#bf616a, #88c0d0) into greys, so this goes by
+    /// hue: unsaturated colours become black / grey / white by brightness, the rest the nearest of
+    /// the six ANSI hues, bright when light. With 8 colours a bright colour maps to its base
+    /// colour plus bold.
     static func nearestANSI(_ c: (Int, Int, Int), colors: Int) -> (Int, Bool) {
-        var best = 0, bestD = Int.max
-        for i in 0..<16 {
-            let d = distance(c, ThemeColor.xtermRGB(i))
-            if d < bestD { bestD = d; best = i }
+        let r = Double(c.0) / 255, g = Double(c.1) / 255, b = Double(c.2) / 255
+        let mx = max(r, g, b), mn = min(r, g, b)
+        let v = mx, s = mx > 0 ? (mx - mn) / mx : 0
+        var index: Int
+        if s < 0.22 || v < 0.18 {
+            index = v < 0.3 ? 0 : v < 0.62 ? 8 : v < 0.9 ? 7 : 15
+        } else {
+            var h: Double
+            let d = mx - mn
+            if mx == r { h = (g - b) / d } else if mx == g { h = 2 + (b - r) / d } else { h = 4 + (r - g) / d }
+            h *= 60
+            if h < 0 { h += 360 }
+            // hue sectors: red 0°, yellow 60°, green 120°, cyan 180°, blue 240°, magenta 300°
+            let sector = Int((h / 60).rounded()) % 6
+            index = [1, 3, 2, 6, 4, 5][sector]
+            if v >= 0.8 && s < 0.9 || v >= 0.95 { index += 8 }
         }
-        if colors >= 16 { return (best, false) }
-        // Bright black (grey) on 8 colours reads best as white text without bold, or black background.
-        if best == 8 { return (c.0 + c.1 + c.2 > 3 * 100 ? 7 : 0, false) }
-        return (best % 8, best >= 8)
+        if colors >= 16 { return (index, false) }
+        // Grey on 8 colours: white text, or black for dark greys.
+        if index == 8 { return (v > 0.45 ? 7 : 0, false) }
+        return (index % 8, index >= 8)
     }
 
     /// Nearest xterm-256 colour (6×6×6 cube or grey ramp).

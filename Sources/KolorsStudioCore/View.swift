@@ -144,14 +144,17 @@ public enum StudioView {
         x = inner.x; item(.seed, "\(p.seed)", y: y0 + 1, note: s.seedLocked ? "locked" : "new each run")
         let aspect = SizePreset(p.width, p.height).aspectLabel
         x = inner.x; item(.size, "\(p.width)×\(p.height)", y: y0 + 2, note: aspect)
-        item(.scheduler, p.scheduler, y: y0 + 2)
+        x = inner.x; item(.scheduler, p.scheduler, y: y0 + 3)
+        item(.strength, ImageMetadata.formatFloat(p.strength), y: y0 + 3,
+             note: s.initImage.isEmpty && inner.maxX - x > 36 ? "(img2img only)" : nil)
         // init image: a single-line editor
         x = inner.x
-        x = f.put(Field.initImage.label + " ", x: x, y: y0 + 3, role: .label, maxX: inner.maxX)
+        let yi = y0 + 4
+        x = f.put(Field.initImage.label + " ", x: x, y: yi, role: .label, maxX: inner.maxX)
         let focusedInit = s.focus == .initImage && active
         let avail = inner.maxX - x - 1
         if s.initImage.isEmpty && !focusedInit {
-            f.put(" (none: text-to-image)", x: x, y: y0 + 3, role: .dim, maxX: inner.maxX)
+            f.put(" (none: text-to-image)", x: x, y: yi, role: .dim, maxX: inner.maxX)
         } else {
             let text = s.initImage.text
             let (_, cx) = s.initImage.cursorVisual(width: 100_000)
@@ -164,12 +167,10 @@ public enum StudioView {
                 if w + cw > avail - 1 { break }
                 shown.append(c); w += cw
             }
-            f.fill(Rect(x: x, y: y0 + 3, width: max(0, avail + 1), height: 1), role: focusedInit ? .focusValue : .base)
-            f.put(" " + shown, x: x, y: y0 + 3, role: focusedInit ? .focusValue : .value, maxX: inner.maxX)
-            if focusedInit { f.cursor = (min(inner.maxX - 1, x + 1 + cx - skipped), y0 + 3) }
+            f.fill(Rect(x: x, y: yi, width: max(0, avail + 1), height: 1), role: focusedInit ? .focusValue : .base)
+            f.put(" " + shown, x: x, y: yi, role: focusedInit ? .focusValue : .value, maxX: inner.maxX)
+            if focusedInit { f.cursor = (min(inner.maxX - 1, x + 1 + cx - skipped), yi) }
         }
-        x = inner.x
-        item(.strength, ImageMetadata.formatFloat(p.strength), y: y0 + 4, note: s.initImage.isEmpty ? "(img2img only)" : nil)
     }
 
     static func drawPreview(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
@@ -268,7 +269,8 @@ public enum StudioView {
         case .failed: left = " no engine"
         }
         if let job = s.activeJob {
-            left += " │ " + phaseText(job)
+            // the running job wins the space (the model is in the title bar too)
+            left = " " + phaseText(job)
             if job.phase == .running || job.phase == .cancelling, let sps = job.secondsPerStep {
                 left += String(format: " · %.2f s/it", sps)
                 if let eta = job.eta { left += " · ETA " + formatDuration(eta) }

@@ -317,6 +317,20 @@ struct ReducerTests {
         #expect(h.state.message?.text.contains("only the first 256") == true)
     }
 
+    @Test("model loading shows its progress in the title and status line")
+    func loadingProgress() {
+        var h = Harness(generator: .loading("UNet weights", fraction: 0.42))
+        let f = StudioView.render(h.state)
+        #expect(f.row(0).contains("loading: UNet weights 42%"))
+        #expect(f.row(h.state.height - 1).contains("loading model: UNet weights ████░░░░░░ 42%"))
+        h.send(.generatorStatus(.ready(description: "Kolors fp16", isDemo: false)))
+        #expect(StudioView.render(h.state).row(0).contains("Kolors fp16"))
+        // a job's own loading events show too
+        h.keys(.ctrl("g"))
+        h.send(.generation(jobID: 1, .loading("text encoder", fraction: 0.5)))
+        #expect(StudioView.render(h.state).text.contains("#1 loading text encoder 50%"))
+    }
+
     @Test("resizing and ticking: messages expire, RSS shows")
     func ticks() {
         var h = Harness()

@@ -75,6 +75,14 @@ struct ThemeTests {
         #expect(dark.resolve(.base, colors: 8).background == 0, "a dark background stays black")
         let light = try lib.load("light")
         #expect(light.resolve(.base, colors: 8).background == 7, "a light background becomes white")
+        // muted theme colours keep their hue on 8 colours instead of turning grey
+        #expect(dark.resolve(.error, colors: 8).foreground == 1)
+        #expect(dark.resolve(.success, colors: 8).foreground == 2)
+        #expect(dark.resolve(.warning, colors: 8).foreground == 3)
+        #expect(dark.resolve(.focusBorder, colors: 8).foreground == 6)
+        #expect(dark.resolve(.banner, colors: 8).background == 3)
+        #expect(dark.resolve(.error, colors: 16).foreground == 1)
+        #expect([4, 6].contains(light.resolve(.titleBar, colors: 8).background), "light's title bar stays blue-ish")
         let hc = try lib.load("high-contrast")
         #expect(hc.resolve(.key, colors: 8) == ResolvedStyle(foreground: 3, background: 0, attributes: [.bold]),
                 "bright yellow becomes yellow + bold")

@@ -77,6 +77,7 @@ static inline int kc_wattr_set(WINDOW *w, attr_t attrs, short pair) { return wat
 #include <signal.h>
 #include <unistd.h>
 #include <termios.h>
+#include <pthread.h>
 
 /// Adds one grapheme cluster (a spacing character plus up to 4 combining ones) with
 /// attributes and an extended colour pair (pairs above 32767 work).
@@ -152,6 +153,26 @@ static inline void kc_remove_crash_restore(void) {
     int sigs[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
     for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &st->old[sigs[i]], NULL);
     st->fd = -1;
+}
+
+/// Unblocks the signals the studio relies on (a parent may have started it with them blocked,
+/// e.g. from a thread of a program that blocks everything): resize, interrupt, terminate.
+static inline void kc_unblock_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCONT, SIGTSTP };
+    for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&set, sigs[i]);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    signal(SIGWINCH, SIG_DFL);  // ncurses installs its own handler only over the default one
+}
+
+/// Lowers the scheduling priority of the calling thread only (Linux threads have their own nice value).
+#include <sys/resource.h>
+#include <sys/syscall.h>
+static inline void kc_nice_this_thread(int inc) {
+    long tid = syscall(SYS_gettid);
+    int cur = getpriority(PRIO_PROCESS, (id_t)tid);
+    setpriority(PRIO_PROCESS, (id_t)tid, cur + inc);
 }
 
 /// Terminal size in cells and pixels (pixels may be 0).
