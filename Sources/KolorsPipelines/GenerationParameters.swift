@@ -12,7 +12,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     /// Classifier-free guidance scale.
     public var guidance: Float
     public var seed: UInt64
-    /// One of `SchedulerName` raw values: euler | euler-a | dpm++2m | dpm++2m-karras | ddim | unipc.
+    /// One of `SchedulerKind` raw values: euler | euler-a | dpm++2m | dpm++2m-karras | ddim | unipc.
     public var scheduler: String
     public var imagesPerPrompt: Int
     /// img2img source image path; nil for text-to-image.
@@ -53,7 +53,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     public static let defaultSteps = 25
     public static let defaultGuidance: Float = 5.0
     public static let defaultSeed: UInt64 = 66
-    public static let defaultScheduler = SchedulerName.euler.rawValue
+    public static let defaultScheduler = SchedulerKind.euler.rawValue
     public static let defaultStrength: Float = 0.3
     public static let defaultModel = "Kolors"
     /// The text encoder's maximum prompt length in tokens (ChatGLM3 in Kolors).
@@ -83,7 +83,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     }
 
     /// The scheduler as an enum (nil when the string names none of ours).
-    public var schedulerName: SchedulerName? { SchedulerName(rawValue: scheduler) }
+    public var schedulerKind: SchedulerKind? { SchedulerKind(rawValue: scheduler) }
 
     private enum CodingKeys: String, CodingKey {
         case prompt, negativePrompt, width, height, steps, guidance, seed, scheduler, imagesPerPrompt
@@ -129,44 +129,3 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     }
 }
 
-/// The schedulers the studio offers, with the names A1111-style tools use for them.
-public enum SchedulerName: String, CaseIterable, Sendable, Codable {
-    case euler
-    case eulerAncestral = "euler-a"
-    case dpmpp2m = "dpm++2m"
-    case dpmpp2mKarras = "dpm++2m-karras"
-    case ddim
-    case unipc
-
-    /// The A1111 `Sampler:` value and, for Karras sigmas, the separate `Schedule type:` value
-    /// (A1111 ≥ 1.9 writes them apart; older versions wrote "DPM++ 2M Karras").
-    public var a1111: (sampler: String, scheduleType: String?) {
-        switch self {
-        case .euler: ("Euler", nil)
-        case .eulerAncestral: ("Euler a", nil)
-        case .dpmpp2m: ("DPM++ 2M", nil)
-        case .dpmpp2mKarras: ("DPM++ 2M", "Karras")
-        case .ddim: ("DDIM", nil)
-        case .unipc: ("UniPC", nil)
-        }
-    }
-
-    /// Maps A1111 sampler (and schedule type) names to ours; nil for samplers we do not have.
-    public static func fromA1111(sampler: String, scheduleType: String? = nil) -> SchedulerName? {
-        var s = sampler.trimmingCharacters(in: .whitespaces).lowercased()
-        var karras = scheduleType?.trimmingCharacters(in: .whitespaces).lowercased() == "karras"
-        if s.hasSuffix(" karras") {
-            karras = true
-            s = String(s.dropLast(" karras".count))
-        }
-        switch s {
-        case "euler": return .euler
-        case "euler a", "euler_a", "euler ancestral", "euler-a", "euler_ancestral": return .eulerAncestral
-        case "dpm++ 2m", "dpmpp_2m", "dpm++2m": return karras ? .dpmpp2mKarras : .dpmpp2m
-        case "dpm++2m-karras": return .dpmpp2mKarras
-        case "ddim": return .ddim
-        case "unipc", "uni_pc", "uni pc": return .unipc
-        default: return nil
-        }
-    }
-}

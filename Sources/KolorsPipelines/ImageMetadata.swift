@@ -104,7 +104,7 @@ public enum ImageMetadata {
         var lines: [String] = [p.prompt]
         if !p.negativePrompt.isEmpty { lines.append("Negative prompt: \(p.negativePrompt)") }
         var kv: [(String, String)] = [("Steps", "\(p.steps)")]
-        if let s = p.schedulerName {
+        if let s = p.schedulerKind {
             kv.append(("Sampler", s.a1111.sampler))
             if let t = s.a1111.scheduleType { kv.append(("Schedule type", t)) }
         } else {
@@ -252,7 +252,7 @@ public enum ImageMetadata {
             }
         }
         if let sampler {
-            if let s = SchedulerName.fromA1111(sampler: sampler, scheduleType: scheduleType) {
+            if let s = SchedulerKind.fromA1111(sampler: sampler, scheduleType: scheduleType) {
                 p.scheduler = s.rawValue
             } else {
                 let full = scheduleType.map { "\(sampler) (\($0))" } ?? sampler

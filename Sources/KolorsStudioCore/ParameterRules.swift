@@ -66,7 +66,7 @@ public enum ParameterRules {
     /// Sizes are multiples of 64 (latents are 1/8, and the UNet halves them three times).
     public static let sizeMultiple = 64
     public static let sizeRange = 64...2048
-    public static let schedulers = SchedulerName.allCases
+    public static let schedulers = SchedulerKind.allCases
 
     public static func clampSteps(_ n: Int) -> Int { min(max(n, stepsRange.lowerBound), stepsRange.upperBound) }
     public static func clampImages(_ n: Int) -> Int { min(max(n, imagesRange.lowerBound), imagesRange.upperBound) }

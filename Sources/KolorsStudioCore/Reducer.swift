@@ -137,7 +137,7 @@ func applyParameters(_ s: inout StudioState, _ p: GenerationParameters) {
     q.height = ParameterRules.clampDimension(p.height)
     q.imagesPerPrompt = ParameterRules.clampImages(p.imagesPerPrompt)
     q.strength = ParameterRules.clampStrength(p.strength)
-    if SchedulerName(rawValue: q.scheduler) == nil { q.scheduler = GenerationParameters.defaultScheduler }
+    if SchedulerKind(rawValue: q.scheduler) == nil { q.scheduler = GenerationParameters.defaultScheduler }
     q.model = s.params.model
     s.params = q
     s.seedLocked = true

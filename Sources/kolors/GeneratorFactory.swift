@@ -1,19 +1,32 @@
+import Foundation
+import KolorsEngine
+import KolorsPipelines
 import KolorsStudioCore
 
-/// THE seam between the studio and the engine: makes the `ImageGenerator` for `kolors studio`.
-///
-/// The pipelines engineer replaces the body: resolve `request.model` (diffusers folder, HF cache
-/// folder or repo id; nil = Kolors from the HF cache, else the embedded demo checkpoint), load it
-/// while reporting `.loading(what, fraction:)` through `progress`, and return a generator whose
-/// `isDemo` is true for the random-weight demo checkpoint. It runs on a background queue.
-///
-/// Until the pipeline lands it throws, and the studio says on screen that no engine is available
-/// (editing, the gallery and parameter reloading still work). It never fakes images.
+/// The seam between the studio and the engine: makes the `ImageGenerator` for `kolors studio`.
+/// `--model` wins; without it Kwai-Kolors/Kolors-diffusers from the Hugging Face cache; without
+/// that the embedded demo checkpoint (the project's tiny random-weight model), flagged as a demo
+/// so the studio says so on screen. Runs on a background queue.
 func makeStudioGenerator(_ request: GeneratorRequest,
                          progress: @escaping @Sendable (GenerationEvent) -> Void) throws -> any ImageGenerator {
-    throw EngineNotAvailable()
-}
-
-struct EngineNotAvailable: Error, CustomStringConvertible {
-    var description: String { "the Kolors engine is not available in this build yet" }
+    EngineThreads.configure(request.threads)
+    let spec: String
+    var isDemo = false
+    if let model = request.model {
+        spec = model
+    } else if let cached = try? ModelLocator.resolve(ModelLocator.defaultRepository) {
+        spec = cached
+    } else if let demo = DemoModel.locate() {
+        spec = demo
+        isDemo = true
+    } else {
+        throw CheckpointError("no Kolors checkpoint found: download \(ModelLocator.defaultRepository) and start with --model DIR")
+    }
+    progress(.loading("checkpoint", fraction: nil))
+    let model = try DiffusersModel(spec)
+    let pipeline = try KolorsPipeline(model: model)
+    let description = isDemo
+        ? "demo checkpoint (random weights)"
+        : "\(GenerateCommand.displayName(of: model.root)) (\(model.root))"
+    return PipelineGenerator(pipeline: pipeline, description: description, isDemo: isDemo)
 }

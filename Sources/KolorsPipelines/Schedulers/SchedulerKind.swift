@@ -1,3 +1,5 @@
+import Foundation
+
 /// The samplers offered on the command line and written to A1111 metadata. Each is a diffusers
 /// class built like `Class.from_config(kolors_scheduler_config, **overrides)`.
 public enum SchedulerKind: String, CaseIterable, Sendable {
@@ -17,15 +19,40 @@ public enum SchedulerKind: String, CaseIterable, Sendable {
         self = kind
     }
 
-    /// The sampler name A1111 writes in its "Sampler:" metadata.
+    /// The name A1111-style tools show ("DPM++ 2M Karras").
     public var displayName: String {
+        a1111.scheduleType.map { "\(a1111.sampler) \($0)" } ?? a1111.sampler
+    }
+
+    /// The A1111 `Sampler:` value and, for Karras sigmas, the separate `Schedule type:` value
+    /// (A1111 ≥ 1.9 writes them apart; older versions wrote "DPM++ 2M Karras").
+    public var a1111: (sampler: String, scheduleType: String?) {
         switch self {
-        case .euler: "Euler"
-        case .eulerA: "Euler a"
-        case .dpmpp2m: "DPM++ 2M"
-        case .dpmpp2mKarras: "DPM++ 2M Karras"
-        case .ddim: "DDIM"
-        case .unipc: "UniPC"
+        case .euler: ("Euler", nil)
+        case .eulerA: ("Euler a", nil)
+        case .dpmpp2m: ("DPM++ 2M", nil)
+        case .dpmpp2mKarras: ("DPM++ 2M", "Karras")
+        case .ddim: ("DDIM", nil)
+        case .unipc: ("UniPC", nil)
+        }
+    }
+
+    /// Maps A1111 sampler (and schedule type) names to ours; nil for samplers we do not have.
+    public static func fromA1111(sampler: String, scheduleType: String? = nil) -> SchedulerKind? {
+        var s = sampler.trimmingCharacters(in: .whitespaces).lowercased()
+        var karras = scheduleType?.trimmingCharacters(in: .whitespaces).lowercased() == "karras"
+        if s.hasSuffix(" karras") {
+            karras = true
+            s = String(s.dropLast(" karras".count))
+        }
+        switch s {
+        case "euler": return .euler
+        case "euler a", "euler_a", "euler ancestral", "euler-a", "euler_ancestral": return .eulerA
+        case "dpm++ 2m", "dpmpp_2m", "dpm++2m": return karras ? .dpmpp2mKarras : .dpmpp2m
+        case "dpm++2m-karras": return .dpmpp2mKarras
+        case "ddim": return .ddim
+        case "unipc", "uni_pc", "uni pc": return .unipc
+        default: return nil
         }
     }
 
