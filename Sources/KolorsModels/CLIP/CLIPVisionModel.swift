@@ -31,7 +31,7 @@ public final class CLIPVisionModel: @unchecked Sendable {
         self.config = config
         hiddenStatesIndex = index
         let prefix = weights.contains("vision_model.embeddings.class_embedding") ? "vision_model." : ""
-        let w = weights.scope(prefix.isEmpty ? "" : String(prefix.dropLast()))
+        let w = weights.scope(prefix)
         let e = w.scope("embeddings")
         let d = config.hiddenSize
         patchEmbedding = try Conv2d(e.scope("patch_embedding"), in: config.numChannels, out: d, kernel: config.patchSize,

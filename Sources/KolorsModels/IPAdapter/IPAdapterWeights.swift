@@ -71,7 +71,7 @@ public final class IPAdapterWeights: @unchecked Sendable {
     }
 
     /// The original IP-Adapter Resampler name of a diffusers `IPAdapterPlusImageProjection` name.
-    static func originalName(_ name: String) -> String? {
+    public static func originalName(_ name: String) -> String? {
         let p = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard p.count >= 4, p[0] == "layers" else { return nil }
         let i = p[1], rest = p[2...].joined(separator: ".")
@@ -136,7 +136,7 @@ public final class IPAdapterWeights: @unchecked Sendable {
             guard n.hasPrefix("image_proj."), let o = IPAdapterWeights.originalName(String(n.dropFirst("image_proj.".count))) else { return [n] }
             return ["image_proj." + o, n]
         }, overrides: overrides)
-        projection = try IPAdapterPlusImageProjection(loader.scope("image_proj"), embedDims: embed, hiddenDims: hidden,
+        projection = try IPAdapterPlusImageProjection(loader.scope("image_proj."), embedDims: embed, hiddenDims: hidden,
                                                       outputDims: output, numQueries: queries, heads: heads, depth: depth,
                                                       ffInner: ff.shape[0], backend: backend)
         for i in 0..<depth where archive.contains("image_proj.layers.\(i).0.to_kv.weight") {
@@ -155,7 +155,7 @@ public final class IPAdapterWeights: @unchecked Sendable {
             throw CheckpointError("IP-Adapter: \(name): ip_adapter.<k>.to_k_ip keys are \(keys.prefix(8).map(String.init).joined(separator: ", "))…, expected 1, 3, 5, …")
         }
         layers = try keys.map { k in
-            let s = loader.scope("ip_adapter.\(k)")
+            let s = loader.scope("ip_adapter.\(k).")
             let kInfo = try info("ip_adapter.\(k).to_k_ip.weight")
             guard kInfo.shape.count == 2 else { throw CheckpointError("IP-Adapter: \(name): ip_adapter.\(k).to_k_ip.weight is not a matrix") }
             let (c, cross) = (kInfo.shape[0], kInfo.shape[1])

@@ -101,7 +101,7 @@ public final class LoRAFile: @unchecked Sendable {
                 if keySet.contains(alphaKey) {
                     let a = try st.mapped(alphaKey)
                     guard a.count == 1 else { problems.append("\(alphaKey) is not a scalar"); continue }
-                    alpha = try a.toFloat32().pointer[0]
+                    alpha = try a.toFloat32().values[0]
                 }
                 parsed.append((module, key, up, alpha, converted.contains(".processor.")))
             }
@@ -205,7 +205,7 @@ public final class LoRAFile: @unchecked Sendable {
 
     /// The module path of an old-diffusers key (`….lora.down.weight`, processor `…to_q_lora.down.weight`),
     /// after diffusers' `.processor.` removal and `UNET_TO_DIFFUSERS` renames.
-    static func moduleOfOldKey(_ key: String) -> String? {
+    public static func moduleOfOldKey(_ key: String) -> String? {
         var k = key.replacingOccurrences(of: ".processor.", with: ".")
         if k.hasPrefix("unet.") { k = String(k.dropFirst(5)) }
         for suffix in ["_lora.down.weight", "_lora.up.weight"] where k.hasSuffix(suffix) {
@@ -220,7 +220,7 @@ public final class LoRAFile: @unchecked Sendable {
     }
 
     /// diffusers' `_convert_unet_lora_key`: a kohya `lora_unet_…` key in the old diffusers spelling.
-    static func convertKohyaKey(_ key: String) -> String {
+    public static func convertKohyaKey(_ key: String) -> String {
         var n = key.replacingOccurrences(of: "lora_unet_", with: "").replacingOccurrences(of: "_", with: ".")
         func r(_ a: String, _ b: String) { n = n.replacingOccurrences(of: a, with: b) }
         r("input.blocks.0.0", "conv_in"); r("out.2", "conv_out")
