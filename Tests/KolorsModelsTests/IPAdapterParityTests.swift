@@ -57,6 +57,20 @@ struct IPAdapterParityTests {
         #expect(unet.crossAttentionLayers.allSatisfy { $0.attention.imageProjections == nil })
     }
 
+    @Test("an fp16 file (like Kolors' own) stays mapped, to_kv halves included, and matches within fp16 rounding")
+    func fp16() throws {
+        let refs = try Fixtures.References("ip_lora.safetensors")
+        let src = try SafetensorsFile(path: Self.folder + "/ip_adapter_plus_general.safetensors")
+        let dir = try TemporaryFolder()
+        let path = dir.path + "/ip_adapter_plus_general.safetensors"
+        try SafetensorsWriter.write(try src.names.map { ($0, try src.mapped($0).toFloat32(), DType.f16) }, to: path)
+        let ip = try IPAdapterWeights.load(dir.path)
+        #expect(ip.layers.allSatisfy { $0.toK.weight.residentFloat32 == nil })
+        let x = concat([try refs["clip.zero_image_embeds"], try refs["clip.ip_image_90x70.png.image_embeds"]], dim: 0)
+        let err = relativeError(ip.projection(x), try refs["resampler.ip_image_90x70.png.out"])
+        #expect(err <= 5e-3, "fp16: \(err)")
+    }
+
     @Test("pickles and files that are not IP-Adapter-Plus are refused with clear messages")
     func refusals() throws {
         let dir = try TemporaryFolder()
