@@ -97,6 +97,21 @@ struct IPAdapterLoRAPipelineTests {
         #expect(relativeError(plain.latents, try refs["t2i-euler.final_latents"]) <= 1e-4)
     }
 
+    @Test("runs with and without an adapter at the same time on one pipeline do not disturb each other")
+    func concurrentRuns() throws {
+        let refs = try Fixtures.References("ip_lora.safetensors")
+        let pipeline = try KolorsPipeline(model: try DiffusersModel(Fixtures.tinyKolors), variant: .full)
+        let names = ["ip-euler-s1.0", "lora-peft", "ip-dpm-karras-s0.5", "lora-kohya"]
+        let requests = try names.map { n in try Self.request(for: try #require(Self.cases.first { $0.name == n })) }
+        let errors = Tensor.full([names.count], .infinity)  // one slot per run (Sendable storage)
+        DispatchQueue.concurrentPerform(iterations: names.count) { i in
+            if let latents = try? pipeline.generate(requests[i]).latents, let want = try? refs["\(names[i]).final_latents"] {
+                errors.pointer[i] = Float(relativeError(latents, want))
+            }
+        }
+        for (n, e) in zip(names, errors.values) { #expect(e <= 1e-4, "\(n): \(e)") }
+    }
+
     @Test("bad IP-Adapter and LoRA inputs get one-line errors")
     func badInputs() throws {
         let pipeline = try #require(Self.pipeline)

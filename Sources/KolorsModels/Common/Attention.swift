@@ -1,7 +1,7 @@
 import KolorsEngine
 
-/// Mirrors diffusers `Attention` with `AttnProcessor2_0` (or `IPAdapterAttnProcessor2_0` once
-/// `imageProjections` are installed): q/k/v projections, multi-head scaled-dot-product
+/// Mirrors diffusers `Attention` with `AttnProcessor2_0` (or `IPAdapterAttnProcessor2_0` when
+/// called with image tokens and projections): q/k/v projections, multi-head scaled-dot-product
 /// attention (scale 1/√head_dim), output projection `to_out.0`.
 /// For the VAE it also owns a GroupNorm and the residual connection.
 public final class Attention: @unchecked Sendable {
@@ -13,9 +13,9 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     let groupNorm: GroupNorm?
     let backend: ComputeBackend
-    /// IP-Adapter's decoupled cross-attention (`to_k_ip` / `to_v_ip`, no bias), installed on
-    /// the UNet's cross-attention layers by `UNet2DConditionModel.installIPAdapter`.
-    public var imageProjections: (toK: Linear, toV: Linear)?
+    /// This layer's position among the UNet's cross-attention layers (diffusers'
+    /// `attn_processors` order of attn2), which picks its IP-Adapter projections; set by the UNet.
+    public internal(set) var crossAttentionIndex: Int?
 
     public init(_ w: WeightScope, queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int,
                 qkvBias: Bool = false, outBias: Bool = true, groupNorm: (groups: Int, eps: Float)? = nil,
@@ -34,9 +34,11 @@ public final class Attention: @unchecked Sendable {
     public var scale: Float { 1 / Float(headDim).squareRoot() }
 
     /// Attention over token sequences: x [B, L, C], context [B, Lc, Cc] (self-attention when nil).
-    /// With `image` tokens [B, Li, Cc] and installed `imageProjections`, adds IP-Adapter's
-    /// branch: `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip, before `to_out` (skipped when the scale is 0).
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, image: Tensor? = nil, imageScale: Float = 1) -> Tensor {
+    /// With `image` tokens [B, Li, Cc] and their `imageProjections` (`to_k_ip`, `to_v_ip`), adds
+    /// IP-Adapter's branch: `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip, before `to_out` (skipped
+    /// when the scale is 0).
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, image: Tensor? = nil,
+                               imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1) -> Tensor {
         let ctx = context ?? x
         let q = toQ(x), k = toK(ctx), v = toV(ctx)
         let out = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil)

@@ -89,6 +89,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         convOut = try Conv2d(w.scope("conv_out"), in: ch[0], out: config.outChannels, kernel: config.convOutKernel,
                              padding: .symmetric((config.convOutKernel - 1) / 2), backend: backend)
         unusedWeights = weights.unusedNames
+        for (i, l) in crossAttentionLayers.enumerated() { l.attention.crossAttentionIndex = i }
     }
 
     /// Loads `unet/` of a diffusers folder. By default the weights stay memory-mapped in their
@@ -130,15 +131,11 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         return out
     }
 
-    /// Installs IP-Adapter's `to_k_ip` / `to_v_ip` on every cross-attention layer (replacing
-    /// any installed before), as diffusers' `_load_ip_adapter_weights` swaps in
-    /// `IPAdapterAttnProcessor2_0`. Pass nil to remove them.
-    public func installIPAdapter(_ adapter: IPAdapterWeights?) throws {
+    /// Checks that an IP-Adapter's `to_k_ip` / `to_v_ip` fit this UNet's cross-attention layers
+    /// (count and shapes), as diffusers' `_load_ip_adapter_weights` would when it swaps in
+    /// `IPAdapterAttnProcessor2_0`.
+    public func checkIPAdapter(_ adapter: IPAdapterWeights) throws {
         let layers = crossAttentionLayers
-        guard let adapter else {
-            for l in layers { l.attention.imageProjections = nil }
-            return
-        }
         guard adapter.layers.count == layers.count else {
             throw CheckpointError("\(adapter.path): the IP-Adapter has \(adapter.layers.count) cross-attention layers, this UNet has \(layers.count)")
         }
@@ -146,21 +143,22 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             let c = l.attention.heads * l.attention.headDim
             guard ip.toK.outFeatures == c, ip.toK.inFeatures == l.attention.toK.inFeatures,
                   ip.toV.outFeatures == c, ip.toV.inFeatures == l.attention.toV.inFeatures else {
-                throw CheckpointError("\(adapter.path): \(ip.key).to_k_ip is \(ip.toK.weight.shape) but \(l.name) needs [\(c), \(l.attention.toK.inFeatures)]")
+                throw CheckpointError("\(adapter.path): ip_adapter.\(ip.key).to_k_ip is \(ip.toK.weight.shape) but \(l.name) needs [\(c), \(l.attention.toK.inFeatures)]")
             }
         }
-        for (l, ip) in zip(layers, adapter.layers) { l.attention.imageProjections = (ip.toK, ip.toV) }
     }
 
     /// Predicts the noise for `sample` [B, C, h, w] at `timesteps` (one value for the batch, or
     /// one per item), with `encoderHiddenStates` [B, L, encoder_hid_dim] (or cross-attention
     /// width without encoder_hid_proj), and SDXL micro-conditioning `textEmbeds` [B, pooled]
     /// and `timeIds` [B, 6]. `imageTokens` [B, images·queries, cross_attention_dim] are an
-    /// IP-Adapter's projected image embeddings (needs `installIPAdapter`), weighted by
-    /// `imageScale`. `probe` receives named intermediates for bisecting.
+    /// IP-Adapter's projected image embeddings, attended to through `ipAdapter`'s per-layer
+    /// projections (see `checkIPAdapter`) and weighted by `imageScale`. The model itself is not
+    /// changed, so one UNet can serve runs with and without adapters at the same time.
+    /// `probe` receives named intermediates for bisecting.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                                textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
-                               imageTokens: Tensor? = nil, imageScale: Float = 1,
+                               imageTokens: Tensor? = nil, ipAdapter: IPAdapterWeights? = nil, imageScale: Float = 1,
                                cancel: CancellationToken? = nil,
                                probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
         let b = sample.shape[0]
@@ -191,7 +189,9 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             precondition(imageTokens.shape[0] == b && imageTokens.shape.last == text.shape.last,
                          "image tokens \(imageTokens.shape) for a batch of \(b) with width \(text.shape.last ?? 0)")
         }
-        let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale)
+        precondition(imageTokens == nil || ipAdapter != nil, "image tokens need the IP-Adapter's projections")
+        let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale,
+                                            imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [])
 
         // 3. down
         var h = convIn(sample)

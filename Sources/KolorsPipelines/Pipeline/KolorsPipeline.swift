@@ -23,6 +23,8 @@ public final class KolorsPipeline: @unchecked Sendable {
     private var ipAdapter: (path: String, weights: IPAdapterWeights)?
     private var imageEncoder: (path: String, model: CLIPVisionModel, processor: CLIPImageProcessor)?
     private var vaeDecoder: AutoencoderKL?
+    /// Guards the UNet, IP-Adapter and image-encoder caches (generations may run concurrently).
+    private let lock = NSLock()
     private var vaeEncoder: AutoencoderKL?
 
     public init(model: DiffusersModel, variant: WeightVariant = .fp16, backend: ComputeBackend = Backends.float32) throws {
@@ -45,6 +47,8 @@ public final class KolorsPipeline: @unchecked Sendable {
 
     /// The UNet with `loras` merged (reloaded when the set of LoRAs or their weights change).
     private func loadUNet(loras: [LoRAInput], scale: Float, _ events: ((PipelineEvent) -> Void)?) throws -> UNet2DConditionModel {
+        lock.lock()
+        defer { lock.unlock() }
         let key = loras.map { LoRAInput(path: $0.path, weight: $0.weight * scale) }
         if let unet, key == unetLoRAs { return unet }
         unet = nil
@@ -79,9 +83,11 @@ public final class KolorsPipeline: @unchecked Sendable {
 
     /// IP-Adapter image tokens for `input`: the resampler on CLIP's penultimate hidden states of
     /// [an all-zero normalised image (the negative, as diffusers' `encode_image`); the image],
-    /// [2, queries, cross_attention_dim]. Installs the adapter's projections on `unet`.
+    /// [2, queries, cross_attention_dim], and the adapter (checked against `unet`).
     private func ipAdapterTokens(_ input: IPAdapterInput, unet: UNet2DConditionModel, cancel: CancellationToken?,
-                                 _ events: ((PipelineEvent) -> Void)?) throws -> (negative: Tensor, positive: Tensor) {
+                                 _ events: ((PipelineEvent) -> Void)?) throws -> (negative: Tensor, positive: Tensor, adapter: IPAdapterWeights) {
+        lock.lock()
+        defer { lock.unlock() }
         let weightsPath = try IPAdapterWeights.resolve(input.weights)
         if ipAdapter?.path != weightsPath {
             events?(.loading("ip_adapter"))
@@ -102,11 +108,11 @@ public final class KolorsPipeline: @unchecked Sendable {
         guard adapter.projection.outputDims == (unetConfig.crossAttentionDim.values(1).first ?? 0) else {
             throw GenerationError("the IP-Adapter makes \(adapter.projection.outputDims)-wide image tokens but the UNet's cross-attention takes \(unetConfig.crossAttentionDim.values(1).first ?? 0)")
         }
-        try unet.installIPAdapter(adapter)
+        try unet.checkIPAdapter(adapter)
         let pixels = try processor(input.image)
         let features = try clip(concat([Tensor.zeros(pixels.shape), pixels], dim: 0), cancel: cancel)
         let tokens = adapter.projection(features)  // [2, Q, C]
-        return (tokens.slice(0..<1), tokens.slice(1..<2))
+        return (tokens.slice(0..<1), tokens.slice(1..<2), adapter)
     }
 
     private func loadVAE(encoder: Bool, _ events: ((PipelineEvent) -> Void)?) throws -> AutoencoderKL {
@@ -238,12 +244,12 @@ public final class KolorsPipeline: @unchecked Sendable {
         // 4. denoising loop (IP-Adapter tokens [neg…; pos…] follow the CFG layout of the text)
         let unet = try loadUNet(loras: request.loras, scale: request.loraScale, events)
         var imageTokens: Tensor?
+        var adapter: IPAdapterWeights?
         if let ip = request.ipAdapter {
-            let (neg, pos) = try timed("image_encoder") { try ipAdapterTokens(ip, unet: unet, cancel: cancel, events) }
+            let (neg, pos, a) = try timed("image_encoder") { try ipAdapterTokens(ip, unet: unet, cancel: cancel, events) }
             let positives = Array(repeating: pos, count: total)
             imageTokens = concat(cfg ? Array(repeating: neg, count: total) + positives : positives, dim: 0)
-        } else {
-            try unet.installIPAdapter(nil)
+            adapter = a
         }
         let steps = Array(firstStep..<scheduler.timesteps.count)
         var stepSeconds: [Double] = []
@@ -253,7 +259,7 @@ public final class KolorsPipeline: @unchecked Sendable {
             let input = scheduler.scaleModelInput(cfg ? concat([latents, latents], dim: 0) : latents, stepIndex: i)
             var noisePred = try timed("unet") {
                 try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
-                         textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens,
+                         textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens, ipAdapter: adapter,
                          imageScale: request.ipAdapter?.scale ?? 0, cancel: cancel)
             }
             if cfg {
