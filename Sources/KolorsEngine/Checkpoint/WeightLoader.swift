@@ -50,8 +50,6 @@ public final class WeightLoader: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { overrides[name] != nil || storedName(name) != nil }
 
-    /// The stored tensor `name` as a mapped view (no copy), after the same shape check as `weight`.
-    public func mapped(_ name: String, shape: [Int]) throws -> MappedTensor { try locate(name, shape: shape) }
 
     private func locate(_ name: String, shape: [Int]) throws -> MappedTensor {
         guard let stored = storedName(name) else {
