@@ -42,7 +42,8 @@ let package = Package(
         // ---- engine and models -----------------------------------------------------------
         .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CKolorsKernels"],
                 swiftSettings: optimised),
-        .target(name: "KolorsModels", dependencies: ["KolorsEngine"], swiftSettings: optimised),
+        // KolorsImageIO: CLIP's image processor resizes with Pillow-exact resampling.
+        .target(name: "KolorsModels", dependencies: ["KolorsEngine", "KolorsImageIO"], swiftSettings: optimised),
         .target(name: "KolorsPipelines", dependencies: ["KolorsModels", "KolorsEngine", "KolorsImageIO"],
                 swiftSettings: optimised),
         .target(name: "KolorsImageIO", dependencies: ["CKolorsPNG", "CLibPNG"],
@@ -68,7 +69,8 @@ let package = Package(
         .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
         .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
                     swiftSettings: optimised),
-        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine"], swiftSettings: optimised),
+        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine", "KolorsImageIO"],
+                    swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
         ]),

@@ -20,6 +20,9 @@ struct GenerateCommand: ParsableCommand {
           kolors generate --model Kwai-Kolors/Kolors-diffusers --prompt "a lighthouse at dusk" \\
               --scheduler dpm++2m-karras --steps 25 --guidance 6.5 --width 1216 --height 832
           kolors generate --model ~/models/Kolors-diffusers --prompt "oil painting" --image in.png --strength 0.6
+          kolors generate --model ~/models/Kolors-diffusers --prompt "a cat in this style" \\
+              --ip-adapter ~/models/Kolors-IP-Adapter-Plus --ip-image ref.png --ip-scale 0.5
+          kolors generate --model ~/models/Kolors-diffusers --prompt "a castle" --lora style.safetensors:0.8 --lora detail.safetensors
         """
     )
 
@@ -71,6 +74,44 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
     var variant: WeightVariant = .fp16
 
+    @Option(name: .long, help: "IP-Adapter-Plus: ip_adapter_plus_general.safetensors or the folder holding it (with --ip-image).")
+    var ipAdapter: String?
+
+    @Option(name: .long, help: "IP-Adapter: the CLIP image encoder folder (default: image_encoder/ beside the IP-Adapter weights).")
+    var imageEncoder: String?
+
+    @Option(name: .long, help: "IP-Adapter: the reference image (PNG).")
+    var ipImage: String?
+
+    @Option(name: .long, help: "IP-Adapter scale (0 turns the image prompt off).")
+    var ipScale: Float = 1.0
+
+    @Option(name: .long, help: "A LoRA .safetensors with an optional weight, FILE[:WEIGHT] (default 1); repeat for several.")
+    var lora: [String] = []
+
+    /// `FILE[:WEIGHT]`: the part after the last colon is the weight when it is a number.
+    static func parseLoRA(_ spec: String) throws -> LoRAInput {
+        if let colon = spec.lastIndex(of: ":") {
+            let tail = spec[spec.index(after: colon)...]
+            if let w = Float(tail) {
+                guard w.isFinite else { throw GenerationError("--lora \(spec): the weight must be a finite number") }
+                let path = String(spec[..<colon])
+                guard !path.isEmpty else { throw GenerationError("--lora \(spec): no file before the weight") }
+                return LoRAInput(path: path, weight: w)
+            }
+        }
+        guard !spec.isEmpty else { throw GenerationError("--lora needs a file") }
+        return LoRAInput(path: spec, weight: 1)
+    }
+
+    /// A1111's prompt tags for LoRAs: `<lora:name:weight>` (name = file name without extension).
+    static func loraTags(_ loras: [LoRAInput]) -> String {
+        loras.map { l in
+            let name = ((l.path as NSString).lastPathComponent as NSString).deletingPathExtension
+            return "<lora:\(name):\(ImageMetadata.formatFloat(l.weight))>"
+        }.joined(separator: " ")
+    }
+
     func run() throws {
         guard !prompt.isEmpty else { throw GenerationError("give at least one --prompt") }
         let kind = try SchedulerKind(name: scheduler)
@@ -97,6 +138,23 @@ struct GenerateCommand: ParsableCommand {
                 throw GenerationError("cannot read --image: \(error)")
             }
         }
+        guard ipScale.isFinite else { throw GenerationError("--ip-scale must be a number (got \(ipScale))") }
+        if let ipAdapter {
+            guard let ipImage else { throw GenerationError("--ip-adapter needs a reference image: add --ip-image PNG") }
+            let reference: RGBImage
+            do {
+                reference = try PNGFile.read(ipImage).image
+            } catch {
+                throw GenerationError("cannot read --ip-image: \(error)")
+            }
+            request.ipAdapter = IPAdapterInput(weights: ipAdapter, imageEncoder: imageEncoder, image: reference, scale: ipScale)
+        } else if ipImage != nil || imageEncoder != nil {
+            throw GenerationError("--ip-image and --image-encoder need --ip-adapter")
+        }
+        request.loras = try lora.map(Self.parseLoRA)
+        for l in request.loras where !FileManager.default.fileExists(atPath: l.path) {
+            throw GenerationError("--lora \(l.path): no such file")
+        }
 
         let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant)
         try pipeline.validate(request)
@@ -104,7 +162,13 @@ struct GenerateCommand: ParsableCommand {
         let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
         let total = prompt.count * numImages
         let paths = Self.outputPaths(output ?? Self.defaultOutput(seed: request.seed), count: total)
-        FileHandle.standardError.write(Data("kolors: \(outW)×\(outH), \(steps) steps \(kind.rawValue), guidance \(guidance), seed \(request.seed) → \(paths.count == 1 ? paths[0] : "\(paths[0]) …")\n".utf8))
+        var extras = ""
+        if request.ipAdapter != nil { extras += ", IP-Adapter scale \(ImageMetadata.formatFloat(ipScale))" }
+        if !request.loras.isEmpty { extras += ", " + Self.loraTags(request.loras) }
+        FileHandle.standardError.write(Data("kolors: \(outW)×\(outH), \(steps) steps \(kind.rawValue), guidance \(guidance), seed \(request.seed)\(extras) → \(paths.count == 1 ? paths[0] : "\(paths[0]) …")\n".utf8))
+        for (path, count) in pipeline.ignoredLoRAKeys(request.loras).sorted(by: { $0.key < $1.key }) {
+            FileHandle.standardError.write(Data("kolors: warning: \((path as NSString).lastPathComponent): \(count) text-encoder LoRA keys are not applied (only the UNet's)\n".utf8))
+        }
 
         let cancel = CancellationToken()
         let interrupt = InterruptHandler { cancel.cancel() }
@@ -127,15 +191,34 @@ struct GenerateCommand: ParsableCommand {
         for (i, img) in result.images.enumerated() {
             let p = i / numImages
             let negative = negativePrompt.isEmpty ? "" : (negativePrompt.count == 1 ? negativePrompt[0] : negativePrompt[p])
-            let params = GenerationParameters(prompt: prompt[p], negativePrompt: negative, width: img.width, height: img.height,
+            var params = GenerationParameters(prompt: prompt[p], negativePrompt: negative, width: img.width, height: img.height,
                                               steps: steps, guidance: guidance, seed: request.seed, scheduler: kind.rawValue,
                                               imagesPerPrompt: numImages, initImage: image, strength: Float(strength),
                                               model: modelName)
+            if let ipAdapter, let ipImage {
+                params.ipAdapter = .init(path: ipAdapter, image: ipImage, scale: ipScale)
+            }
+            params.loras = request.loras.map { .init(path: $0.path, weight: $0.weight) }
             let record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
-            try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
+            try PNGFile.write(img, to: paths[i], texts: Self.texts(for: record))
             print(paths[i])
         }
+    }
+
+    /// The PNG text chunks, with A1111's `<lora:name:weight>` tags after the prompt in
+    /// `parameters` (the JSON record keeps the prompt as typed and the LoRAs in `loras`).
+    static func texts(for record: ImageRecord) -> [PNGText] {
+        var texts = ImageMetadata.texts(for: record)
+        let p = record.parameters
+        let tags = loraTags(p.loras.map { LoRAInput(path: $0.path, weight: $0.weight) })
+        if !tags.isEmpty, let i = texts.firstIndex(where: { $0.key == ImageMetadata.parametersKey }),
+           texts[i].value.hasPrefix(p.prompt) {
+            let rest = texts[i].value.dropFirst(p.prompt.count)
+            texts[i] = PNGText.automatic(key: ImageMetadata.parametersKey,
+                                         value: p.prompt + (p.prompt.isEmpty ? "" : " ") + tags + rest)
+        }
+        return texts
     }
 
     static func defaultOutput(seed: UInt64) -> String {

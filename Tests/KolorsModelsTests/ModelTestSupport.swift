@@ -41,3 +41,11 @@ func relativeError(_ a: Tensor, _ b: Tensor) -> Double {
     }
     return den == 0 ? num.squareRoot() : (num / den).squareRoot()
 }
+
+extension Fixtures {
+    /// A reference manifest (JSON) as a dictionary.
+    static func manifest(_ name: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path("references/\(name)")))
+        return try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    }
+}

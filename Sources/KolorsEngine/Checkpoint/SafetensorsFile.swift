@@ -190,6 +190,20 @@ public struct MappedTensor: @unchecked Sendable {
     public var shape: [Int] { info.shape }
     public var count: Int { info.elementCount }
 
+    /// Rows `rows` of the leading dimension, still in the mapping (e.g. one half of a fused
+    /// `to_kv` matrix). The name gets a `[lo..<hi]` suffix for messages.
+    public func rows(_ rows: Range<Int>) -> MappedTensor {
+        precondition(!shape.isEmpty && rows.lowerBound >= 0 && rows.upperBound <= shape[0], "rows \(rows) of \(shape)")
+        let inner = shape.dropFirst().reduce(1, *)
+        let bytes = inner * dtype.size
+        var s = shape
+        s[0] = rows.count
+        let start = info.range.lowerBound + rows.lowerBound * bytes
+        let sub = TensorInfo(name: "\(name)[\(rows.lowerBound)..<\(rows.upperBound)]", dtype: dtype, shape: s,
+                             range: start..<(start + rows.count * bytes))
+        return MappedTensor(info: sub, data: data + rows.lowerBound * bytes, file: file)
+    }
+
     /// Converts `count` elements starting at element `start` into float32 at `dst`.
     public func convert(elements start: Int, count n: Int, into dst: UnsafeMutablePointer<Float>) {
         precondition(start >= 0 && start + n <= count)

@@ -17,6 +17,9 @@ public final class WeightLoader: @unchecked Sendable {
     public let residency: WeightResidency
     /// Maps a diffusers name to the names it may be stored under (first match wins).
     private let aliases: (String) -> [String]
+    /// Weights the caller computed instead of reading them (LoRA-merged copies, halves of a
+    /// fused matrix), by diffusers name. They replace the stored tensor of the same name.
+    private let overrides: [String: Weight]
     private var used: Set<String> = []
     private var converted = 0
     private let lock = NSLock()
@@ -32,11 +35,12 @@ public final class WeightLoader: @unchecked Sendable {
     }
 
     public init(component: String, archive: SafetensorsArchive, residency: WeightResidency = .float32,
-                aliases: @escaping (String) -> [String] = { [$0] }) {
+                aliases: @escaping (String) -> [String] = { [$0] }, overrides: [String: Weight] = [:]) {
         self.component = component
         self.archive = archive
         self.residency = residency
         self.aliases = aliases
+        self.overrides = overrides
     }
 
     /// The stored name for `name`, if any.
@@ -44,7 +48,8 @@ public final class WeightLoader: @unchecked Sendable {
         aliases(name).first { archive.contains($0) }
     }
 
-    public func contains(_ name: String) -> Bool { storedName(name) != nil }
+    public func contains(_ name: String) -> Bool { overrides[name] != nil || storedName(name) != nil }
+
 
     private func locate(_ name: String, shape: [Int]) throws -> MappedTensor {
         guard let stored = storedName(name) else {
@@ -69,6 +74,13 @@ public final class WeightLoader: @unchecked Sendable {
 
     /// A (possibly large) weight, resident or mapped per `residency`.
     public func weight(_ name: String, shape: [Int], residency: WeightResidency? = nil) throws -> Weight {
+        if let o = overrides[name] {
+            guard o.count == shape.reduce(1, *) else {
+                throw CheckpointError("\(component): replacement for '\(name)' has shape \(o.shape), but the config implies \(shape)")
+            }
+            if let s = storedName(name) { lock.lock(); used.insert(s); lock.unlock() }
+            return o
+        }
         let m = try locate(name, shape: shape)
         switch residency ?? self.residency {
         case .mapped where m.dtype != .f64 && m.dtype != .i64 && m.dtype != .i32:

@@ -23,9 +23,10 @@ public final class BasicTransformerBlock: @unchecked Sendable {
     }
 
     /// x [B, L, dim], context [B, Lc, contextDim]; updates and returns x.
-    public func callAsFunction(_ x: Tensor, context: Tensor) -> Tensor {
+    public func callAsFunction(_ x: Tensor, context: CrossAttentionContext) -> Tensor {
         addInPlace(x, attn1(norm1(x)))
-        addInPlace(x, attn2(norm2(x), context: context))
+        addInPlace(x, attn2(norm2(x), context: context.text, image: context.image,
+                            imageProjections: context.projections(for: attn2), imageScale: context.imageScale))
         addInPlace(x, ffOut(geglu(ffProj(norm3(x)))))
         return x
     }

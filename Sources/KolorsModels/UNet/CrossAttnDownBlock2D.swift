@@ -23,7 +23,7 @@ public final class CrossAttnDownBlock2D: UNetDownBlock, @unchecked Sendable {
             : nil
     }
 
-    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: Tensor, cancel: CancellationToken?) throws -> (Tensor, [Tensor]) {
+    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> (Tensor, [Tensor]) {
         var h = x
         var skips: [Tensor] = []
         for (r, a) in zip(resnets, attentions) {

@@ -24,7 +24,7 @@ public final class CrossAttnUpBlock2D: UNetUpBlock, @unchecked Sendable {
         upsampler = s.resample ? try Upsample2D(w.scope("upsamplers.0"), channels: s.outChannels, backend: backend) : nil
     }
 
-    public func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: Tensor,
+    public func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: CrossAttentionContext,
                                upsampleSize: (Int, Int)?, cancel: CancellationToken?) throws -> Tensor {
         var h = x
         var remaining = skips

@@ -16,7 +16,7 @@ public final class DownBlock2D: UNetDownBlock, @unchecked Sendable {
             : nil
     }
 
-    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: Tensor, cancel: CancellationToken?) throws -> (Tensor, [Tensor]) {
+    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> (Tensor, [Tensor]) {
         var h = x
         var skips: [Tensor] = []
         for r in resnets {

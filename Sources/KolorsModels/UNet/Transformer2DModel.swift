@@ -31,7 +31,7 @@ public final class Transformer2DModel: @unchecked Sendable {
         }
     }
 
-    public func callAsFunction(_ x: Tensor, context: Tensor, cancel: CancellationToken?) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> Tensor {
         let (h, w) = (x.shape[2], x.shape[3])
         var hidden = norm(x)
         if let conv = projInConv { hidden = conv(hidden) }

@@ -89,23 +89,76 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         convOut = try Conv2d(w.scope("conv_out"), in: ch[0], out: config.outChannels, kernel: config.convOutKernel,
                              padding: .symmetric((config.convOutKernel - 1) / 2), backend: backend)
         unusedWeights = weights.unusedNames
+        for (i, l) in crossAttentionLayers.enumerated() { l.attention.crossAttentionIndex = i }
     }
 
     /// Loads `unet/` of a diffusers folder. By default the weights stay memory-mapped in their
     /// stored dtype (fp16 for Kolors) and are converted block by block when used.
+    /// `loras` are merged into float32 copies of the layers they target (the files on disk and
+    /// every other layer stay as they are): W + Σ weight·scale·(α/r)·B·A, as diffusers' PEFT
+    /// layers compute W·x + Σ weight·scale·(α/r)·B(A·x).
     public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16,
-                            residency: WeightResidency = .mapped, backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
+                            residency: WeightResidency = .mapped, loras: [(file: LoRAFile, weight: Float)] = [],
+                            loraScale: Float = 1,
+                            backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
         let config = try model.config("unet", as: UNet2DConditionConfig.self)
-        let loader = WeightLoader(component: "unet", archive: try model.weights("unet", variant: variant), residency: residency)
+        let archive = try model.weights("unet", variant: variant)
+        let overrides = try LoRAMerger.mergedWeights(loras.map { ($0.file, $0.weight * loraScale) }, into: archive,
+                                                      component: "unet", backend: backend)
+        let loader = WeightLoader(component: "unet", archive: archive, residency: residency, overrides: overrides)
         return try UNet2DConditionModel(config: config, weights: loader, backend: backend)
+    }
+
+    /// Every cross-attention layer (attn2) in diffusers' `attn_processors` order, which is the
+    /// order of IP-Adapter's `ip_adapter.<2i+1>.to_k_ip` keys: down_blocks, up_blocks, then
+    /// mid_block (registered last in diffusers' UNet).
+    public var crossAttentionLayers: [(name: String, attention: Attention)] {
+        var out: [(String, Attention)] = []
+        func add(_ prefix: String, _ transformers: [Transformer2DModel]) {
+            for (a, t) in transformers.enumerated() {
+                for (b, block) in t.blocks.enumerated() {
+                    out.append(("\(prefix).attentions.\(a).transformer_blocks.\(b).attn2", block.attn2))
+                }
+            }
+        }
+        for (i, block) in downBlocks.enumerated() {
+            if let b = block as? CrossAttnDownBlock2D { add("down_blocks.\(i)", b.attentions) }
+        }
+        for (i, block) in upBlocks.enumerated() {
+            if let b = block as? CrossAttnUpBlock2D { add("up_blocks.\(i)", b.attentions) }
+        }
+        if let midBlock { add("mid_block", midBlock.attentions) }
+        return out
+    }
+
+    /// Checks that an IP-Adapter's `to_k_ip` / `to_v_ip` fit this UNet's cross-attention layers
+    /// (count and shapes), as diffusers' `_load_ip_adapter_weights` would when it swaps in
+    /// `IPAdapterAttnProcessor2_0`.
+    public func checkIPAdapter(_ adapter: IPAdapterWeights) throws {
+        let layers = crossAttentionLayers
+        guard adapter.layers.count == layers.count else {
+            throw CheckpointError("\(adapter.path): the IP-Adapter has \(adapter.layers.count) cross-attention layers, this UNet has \(layers.count)")
+        }
+        for (l, ip) in zip(layers, adapter.layers) {
+            let c = l.attention.heads * l.attention.headDim
+            guard ip.toK.outFeatures == c, ip.toK.inFeatures == l.attention.toK.inFeatures,
+                  ip.toV.outFeatures == c, ip.toV.inFeatures == l.attention.toV.inFeatures else {
+                throw CheckpointError("\(adapter.path): ip_adapter.\(ip.key).to_k_ip is \(ip.toK.weight.shape) but \(l.name) needs [\(c), \(l.attention.toK.inFeatures)]")
+            }
+        }
     }
 
     /// Predicts the noise for `sample` [B, C, h, w] at `timesteps` (one value for the batch, or
     /// one per item), with `encoderHiddenStates` [B, L, encoder_hid_dim] (or cross-attention
     /// width without encoder_hid_proj), and SDXL micro-conditioning `textEmbeds` [B, pooled]
-    /// and `timeIds` [B, 6]. `probe` receives named intermediates for bisecting.
+    /// and `timeIds` [B, 6]. `imageTokens` [B, images·queries, cross_attention_dim] are an
+    /// IP-Adapter's projected image embeddings, attended to through `ipAdapter`'s per-layer
+    /// projections (see `checkIPAdapter`) and weighted by `imageScale`. The model itself is not
+    /// changed, so one UNet can serve runs with and without adapters at the same time.
+    /// `probe` receives named intermediates for bisecting.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                                textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
+                               imageTokens: Tensor? = nil, ipAdapter: IPAdapterWeights? = nil, imageScale: Float = 1,
                                cancel: CancellationToken? = nil,
                                probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
         let b = sample.shape[0]
@@ -130,8 +183,15 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         let siluTemb = silu(emb)
 
         // 2. context
-        let context = encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates
-        probe?("encoder_hid_proj", context)
+        let text = encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates
+        probe?("encoder_hid_proj", text)
+        if let imageTokens {
+            precondition(imageTokens.shape[0] == b && imageTokens.shape.last == text.shape.last,
+                         "image tokens \(imageTokens.shape) for a batch of \(b) with width \(text.shape.last ?? 0)")
+        }
+        precondition(imageTokens == nil || ipAdapter != nil, "image tokens need the IP-Adapter's projections")
+        let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale,
+                                            imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [])
 
         // 3. down
         var h = convIn(sample)

@@ -2,7 +2,7 @@ import KolorsEngine
 
 /// What the UNet needs from any down block: the output and the skip tensors it produced.
 public protocol UNetDownBlock: AnyObject, Sendable {
-    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: Tensor, cancel: CancellationToken?) throws -> (Tensor, [Tensor])
+    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> (Tensor, [Tensor])
 }
 
 /// What the UNet needs from any up block: consume skips (last first), optionally upsample
@@ -10,7 +10,7 @@ public protocol UNetDownBlock: AnyObject, Sendable {
 public protocol UNetUpBlock: AnyObject, Sendable {
     var resnetCount: Int { get }
     var hasUpsampler: Bool { get }
-    func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: Tensor,
+    func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: CrossAttentionContext,
                         upsampleSize: (Int, Int)?, cancel: CancellationToken?) throws -> Tensor
 }
 

@@ -16,7 +16,7 @@ public final class UNetMidBlock2DCrossAttn: @unchecked Sendable {
                                              backend: backend)]
     }
 
-    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: Tensor, cancel: CancellationToken?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> Tensor {
         var h = resnets[0](x, siluTemb: siluTemb)
         h = try attentions[0](h, context: context, cancel: cancel)
         try cancel?.check()

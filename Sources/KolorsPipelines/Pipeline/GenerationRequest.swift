@@ -27,10 +27,46 @@ public struct GenerationRequest: Sendable {
     public var targetSize: (height: Int, width: Int)?
     /// Decode to pixels (false returns latents only, like output_type="latent").
     public var decode = true
+    /// An IP-Adapter-Plus image prompt (diffusers' `load_ip_adapter` + `ip_adapter_image`).
+    public var ipAdapter: IPAdapterInput?
+    /// LoRAs applied to the UNet, each with its adapter weight (`set_adapters(names, weights)`).
+    public var loras: [LoRAInput] = []
+    /// diffusers' `cross_attention_kwargs={"scale": …}`: multiplies every LoRA (default 1).
+    public var loraScale: Float = 1
 
     public init(prompts: [String]) { self.prompts = prompts }
 
     public init(prompt: String) { self.prompts = [prompt] }
+}
+
+/// An IP-Adapter-Plus image prompt.
+public struct IPAdapterInput: Sendable {
+    /// `ip_adapter_plus_general.safetensors`, or a folder holding it.
+    public var weights: String
+    /// The CLIP image encoder folder; nil means `image_encoder/` beside the weights.
+    public var imageEncoder: String?
+    /// The reference image.
+    public var image: RGBImage
+    /// `set_ip_adapter_scale` (diffusers' default after loading: 1.0; 0 turns the branch off).
+    public var scale: Float
+
+    public init(weights: String, imageEncoder: String? = nil, image: RGBImage, scale: Float = 1) {
+        self.weights = weights
+        self.imageEncoder = imageEncoder
+        self.image = image
+        self.scale = scale
+    }
+}
+
+/// A LoRA file and its adapter weight.
+public struct LoRAInput: Sendable, Equatable {
+    public var path: String
+    public var weight: Float
+
+    public init(path: String, weight: Float = 1) {
+        self.path = path
+        self.weight = weight
+    }
 }
 
 /// The result of one call.

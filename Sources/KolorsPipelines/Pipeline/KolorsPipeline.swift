@@ -18,7 +18,13 @@ public final class KolorsPipeline: @unchecked Sendable {
     public let vaeConfig: AutoencoderKLConfig
     public let schedulerConfig: SchedulerConfig
     private var unet: UNet2DConditionModel?
+    /// The LoRAs merged into `unet` ([(path, weight × scale)]).
+    private var unetLoRAs: [LoRAInput] = []
+    private var ipAdapter: (path: String, weights: IPAdapterWeights)?
+    private var imageEncoder: (path: String, model: CLIPVisionModel, processor: CLIPImageProcessor)?
     private var vaeDecoder: AutoencoderKL?
+    /// Guards the UNet, IP-Adapter and image-encoder caches (generations may run concurrently).
+    private let lock = NSLock()
     private var vaeEncoder: AutoencoderKL?
 
     public init(model: DiffusersModel, variant: WeightVariant = .fp16, backend: ComputeBackend = Backends.float32) throws {
@@ -39,12 +45,74 @@ public final class KolorsPipeline: @unchecked Sendable {
     /// diffusers' default height/width: unet.sample_size × vae_scale_factor.
     public var defaultSize: Int { (unetConfig.sampleSize ?? 128) * vaeScaleFactor }
 
-    private func loadUNet(_ events: ((PipelineEvent) -> Void)?) throws -> UNet2DConditionModel {
-        if let unet { return unet }
-        events?(.loading("unet"))
-        let u = try UNet2DConditionModel.load(from: model, variant: variant, backend: backend)
+    /// The UNet with `loras` merged (reloaded when the set of LoRAs or their weights change).
+    private func loadUNet(loras: [LoRAInput], scale: Float, _ events: ((PipelineEvent) -> Void)?) throws -> UNet2DConditionModel {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = loras.map { LoRAInput(path: $0.path, weight: $0.weight * scale) }
+        if let unet, key == unetLoRAs { return unet }
+        unet = nil
+        events?(.loading(loras.isEmpty ? "unet" : "unet + \(loras.count) LoRA\(loras.count == 1 ? "" : "s")"))
+        let files = try loras.map { l -> (file: LoRAFile, weight: Float) in
+            do {
+                return (try LoRAFile(path: l.path, unetConfig: unetConfig), l.weight * scale)
+            } catch let e as LoRAError {
+                throw GenerationError(e.message)
+            }
+        }
+        let u: UNet2DConditionModel
+        do {
+            u = try UNet2DConditionModel.load(from: model, variant: variant, loras: files, backend: backend)
+        } catch let e as LoRAError {
+            throw GenerationError(e.message)
+        }
         unet = u
+        unetLoRAs = key
         return u
+    }
+
+    /// LoRA files that `generate` would apply but that target other components (text encoders):
+    /// their keys are not applied. For warnings in front ends.
+    public func ignoredLoRAKeys(_ loras: [LoRAInput]) -> [String: Int] {
+        var out: [String: Int] = [:]
+        for l in loras {
+            if let f = try? LoRAFile(path: l.path, unetConfig: unetConfig), !f.ignoredKeys.isEmpty { out[l.path] = f.ignoredKeys.count }
+        }
+        return out
+    }
+
+    /// IP-Adapter image tokens for `input`: the resampler on CLIP's penultimate hidden states of
+    /// [an all-zero normalised image (the negative, as diffusers' `encode_image`); the image],
+    /// [2, queries, cross_attention_dim], and the adapter (checked against `unet`).
+    private func ipAdapterTokens(_ input: IPAdapterInput, unet: UNet2DConditionModel, cancel: CancellationToken?,
+                                 _ events: ((PipelineEvent) -> Void)?) throws -> (negative: Tensor, positive: Tensor, adapter: IPAdapterWeights) {
+        lock.lock()
+        defer { lock.unlock() }
+        let weightsPath = try IPAdapterWeights.resolve(input.weights)
+        if ipAdapter?.path != weightsPath {
+            events?(.loading("ip_adapter"))
+            ipAdapter = (weightsPath, try IPAdapterWeights.load(weightsPath, backend: backend))
+        }
+        let adapter = ipAdapter!.weights
+        let encoderDir = input.imageEncoder ?? IPAdapterWeights.defaultImageEncoderDirectory(for: input.weights)
+        if imageEncoder?.path != encoderDir {
+            events?(.loading("image_encoder"))
+            let clip = try CLIPVisionModel.load(directory: encoderDir, backend: backend)
+            let processor = try CLIPImageProcessor.forEncoder(directory: encoderDir, imageSize: clip.config.imageSize)
+            imageEncoder = (encoderDir, clip, processor)
+        }
+        let (clip, processor) = (imageEncoder!.model, imageEncoder!.processor)
+        guard clip.config.hiddenSize == adapter.projection.embedDims else {
+            throw GenerationError("the image encoder gives \(clip.config.hiddenSize)-wide features but the IP-Adapter's resampler takes \(adapter.projection.embedDims)")
+        }
+        guard adapter.projection.outputDims == (unetConfig.crossAttentionDim.values(1).first ?? 0) else {
+            throw GenerationError("the IP-Adapter makes \(adapter.projection.outputDims)-wide image tokens but the UNet's cross-attention takes \(unetConfig.crossAttentionDim.values(1).first ?? 0)")
+        }
+        try unet.checkIPAdapter(adapter)
+        let pixels = try processor(input.image)
+        let features = try clip(concat([Tensor.zeros(pixels.shape), pixels], dim: 0), cancel: cancel)
+        let tokens = adapter.projection(features)  // [2, Q, C]
+        return (tokens.slice(0..<1), tokens.slice(1..<2), adapter)
     }
 
     private func loadVAE(encoder: Bool, _ events: ((PipelineEvent) -> Void)?) throws -> AutoencoderKL {
@@ -66,6 +134,14 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
         guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
         guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
+        if let ip = r.ipAdapter {
+            guard ip.scale.isFinite else { throw GenerationError("the IP-Adapter scale must be a finite number") }
+            guard ip.image.width > 0, ip.image.height > 0 else { throw GenerationError("the IP-Adapter image is empty") }
+        }
+        for l in r.loras where !l.weight.isFinite {
+            throw GenerationError("LoRA \(l.path): the weight must be a finite number")
+        }
+        guard r.loraScale.isFinite else { throw GenerationError("the LoRA scale must be a finite number") }
         guard r.negativePrompts.count <= 1 || r.negativePrompts.count == r.prompts.count else {
             throw GenerationError("\(r.negativePrompts.count) negative prompts for \(r.prompts.count) prompts: give one, or one per prompt")
         }
@@ -165,8 +241,16 @@ public final class KolorsPipeline: @unchecked Sendable {
             latents = scale(generator.randn(shape), scheduler.initNoiseSigma, inPlace: true)
         }
 
-        // 4. denoising loop
-        let unet = try loadUNet(events)
+        // 4. denoising loop (IP-Adapter tokens [neg…; pos…] follow the CFG layout of the text)
+        let unet = try loadUNet(loras: request.loras, scale: request.loraScale, events)
+        var imageTokens: Tensor?
+        var adapter: IPAdapterWeights?
+        if let ip = request.ipAdapter {
+            let (neg, pos, a) = try timed("image_encoder") { try ipAdapterTokens(ip, unet: unet, cancel: cancel, events) }
+            let positives = Array(repeating: pos, count: total)
+            imageTokens = concat(cfg ? Array(repeating: neg, count: total) + positives : positives, dim: 0)
+            adapter = a
+        }
         let steps = Array(firstStep..<scheduler.timesteps.count)
         var stepSeconds: [Double] = []
         for (n, i) in steps.enumerated() {
@@ -175,7 +259,8 @@ public final class KolorsPipeline: @unchecked Sendable {
             let input = scheduler.scaleModelInput(cfg ? concat([latents, latents], dim: 0) : latents, stepIndex: i)
             var noisePred = try timed("unet") {
                 try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
-                         textEmbeds: textEmbeds, timeIds: timeIds, cancel: cancel)
+                         textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens, ipAdapter: adapter,
+                         imageScale: request.ipAdapter?.scale ?? 0, cancel: cancel)
             }
             if cfg {
                 let uncond = noisePred.slice(0..<total), text = noisePred.slice(total..<(2 * total))
