@@ -11,7 +11,9 @@ extension TerminalEndToEnd {
         static var available: Bool { E2E.which("tmux") != nil && FileManager.default.isExecutableFile(atPath: E2E.binary) }
 
         /// The shell command that runs the studio, then reports its exit status and the tty modes.
-        static func command(home: String, args: String, env: String = "KOLORS_STUDIO_TEST_GENERATOR=pattern:0.03") -> String {
+        /// Without `--model` and with an empty HOME (no Hugging Face cache) the studio runs the
+        /// real engine on the embedded demo checkpoint: the project's tiny random-weight Kolors.
+        static func command(home: String, args: String, env: String = "") -> String {
             "cd \(E2E.q(E2E.repo.path)) && env LANG=C.UTF-8 HOME=\(E2E.q(home)) XDG_DATA_HOME= \(env) \(E2E.q(E2E.binary)) studio \(args); "
                 + "echo KOLORS_EXIT=$?; echo TTY: $(stty -a | tr ' ;' '\\n\\n' | grep -x -e icanon -e -icanon -e echo -e -echo) TTY_END; sleep 60"
         }
@@ -30,7 +32,8 @@ extension TerminalEndToEnd {
             let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks"))
             defer { t.kill() }
             var screen = t.waitFor(text: "Kolors Studio")
-            #expect(screen.contains("TEST PATTERN generator (not a model)"), "the test generator is labelled")
+            screen = t.waitFor(text: "DEMO: random-weight demo checkpoint", timeout: 20)
+            #expect(screen.contains("kolors studio --model DIR"), "the demo banner says how to use real Kolors")
             #expect(screen.contains("Prompt ✎"), "the prompt editor has focus at start")
             let prompt = "一只可爱的小猫 a cute cat, 窗台上 sunlight"
             t.type(prompt)
@@ -54,7 +57,8 @@ extension TerminalEndToEnd {
             screen = t.waitFor("help closed") { !$0.contains("Help · every key") }
             // generate: progress, then saved
             t.keys("C-g")
-            screen = t.waitFor(text: "saved 00001-", timeout: 15)
+            t.waitFor(text: "step 3/6", timeout: 60)   // the real engine's step counter
+            screen = t.waitFor(text: "saved 00001-", timeout: 60)
             #expect(screen.contains("▀"), "the preview is drawn with half blocks")
             let files = try FileManager.default.contentsOfDirectory(atPath: session).filter { $0.hasSuffix(".png") }
             #expect(files.count == 1)
@@ -86,13 +90,12 @@ extension TerminalEndToEnd {
             let home = E2E.tempDir("e2e-cancel")
             defer { try? FileManager.default.removeItem(atPath: home) }
             let session = home + "/s"
-            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks",
-                                                          env: "KOLORS_STUDIO_TEST_GENERATOR=pattern:0.1"))
+            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks"))
             defer { t.kill() }
-            t.waitFor(text: "Kolors Studio")
+            t.waitFor(text: "DEMO: random-weight", timeout: 20)
             t.type("slow job")
             t.keys("C-g")
-            t.waitFor(text: "#1 step 3/25")
+            t.waitFor(text: "#1 step 3/25", timeout: 60)
             t.keys("C-g")
             var screen = t.waitFor(text: "queued #2")
             #expect(screen.contains("… #2 queued"))
@@ -104,7 +107,7 @@ extension TerminalEndToEnd {
             #expect(ack < 1.0, "Esc acknowledged on screen in \(ack) s")
             screen = t.waitFor(text: "✗ #1 cancelled", timeout: 3)
             // #2 starts right after; drop it with Esc too
-            t.waitFor(text: "#2 step")
+            t.waitFor(text: "#2 step", timeout: 60)
             t.keys("Escape")
             screen = t.waitFor(text: "✗ #2 cancelled", timeout: 3)
             #expect(screen.contains("▀"), "the last preview stays")
@@ -164,7 +167,7 @@ extension TerminalEndToEnd {
             t.keys("Tab", "Tab")
             t.type("1")
             t.keys("Enter", "C-g")
-            t.waitFor(text: "saved 00001-")
+            t.waitFor(text: "saved 00001-", timeout: 90)
             let files = try FileManager.default.contentsOfDirectory(atPath: session).filter { $0.hasSuffix(".png") }
             let meta = try files.first.map { ImageMetadata.parse(try PNGFile.readText(session + "/" + $0).texts) }
             #expect(meta??.parameters.prompt == text)
@@ -173,7 +176,7 @@ extension TerminalEndToEnd {
             #expect(screen.contains("KOLORS_EXIT=0") && screen.contains("TTY: icanon echo TTY_END"))
         }
 
-        @Test("without an engine the studio says so, and a reopened session restores its history")
+        @Test("a model that cannot load is explained on screen, and a reopened session restores its history")
         func noEngineAndReopen() throws {
             if Self.skipIfUnavailable() { return }
             let home = E2E.tempDir("e2e-reopen")
@@ -182,10 +185,10 @@ extension TerminalEndToEnd {
             let p = GenerationParameters(prompt: "a lighthouse at dusk, 灯塔", negativePrompt: "fog", steps: 33, guidance: 6.5, seed: 4242)
             try GallerySession(directory: session).add(image: TestPatternGenerator.pattern(width: 64, height: 64, seed: 1),
                                                        record: ImageRecord(parameters: p))
-            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks", env: ""))
+            let t = try TmuxSession(command: Self.command(home: home, args: "--model /nonexistent/kolors --session \(E2E.q(session)) --preview blocks"))
             defer { t.kill() }
-            var screen = t.waitFor(text: "No image engine")
-            #expect(screen.contains("not available in this build yet"))
+            var screen = t.waitFor(text: "No image engine", timeout: 20)
+            #expect(screen.contains("/nonexistent/kolors: no such folder"))
             screen = t.waitFor(text: "a lighthouse at dusk, 灯塔")
             #expect(screen.contains("4242") && screen.contains("locked"))
             #expect(screen.contains("33"))
