@@ -27,22 +27,38 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     public var loras: [LoRASettings]
 
     public struct IPAdapterSettings: Codable, Sendable, Equatable {
+        /// The IP-Adapter weights file or the folder holding `ip_adapter_plus_general.safetensors`.
         public var path: String
+        /// The reference image.
         public var image: String
+        /// 1.0 is diffusers' value after `load_ip_adapter`.
         public var scale: Float
-        public init(path: String, image: String, scale: Float = 0.5) {
+        /// The CLIP image encoder folder, when not `image_encoder/` beside the weights.
+        public var imageEncoder: String?
+        public init(path: String, image: String, scale: Float = 1.0, imageEncoder: String? = nil) {
             self.path = path
             self.image = image
             self.scale = scale
+            self.imageEncoder = imageEncoder
         }
     }
 
     public struct LoRASettings: Codable, Sendable, Equatable {
+        /// The LoRA file (or, parsed from A1111 text, just its name).
         public var path: String
         public var weight: Float
-        public init(path: String, weight: Float = 1.0) {
+        /// A1111's short hash of the file (12 hex digits), when known.
+        public var hash: String?
+        public init(path: String, weight: Float = 1.0, hash: String? = nil) {
             self.path = path
             self.weight = weight
+            self.hash = hash
+        }
+
+        /// The name A1111 uses in `<lora:NAME:weight>`: the file name without its extension.
+        public var name: String {
+            let file = path.split(separator: "/").last.map(String.init) ?? path
+            return file.hasSuffix(".safetensors") ? String(file.dropLast(".safetensors".count)) : file
         }
     }
 

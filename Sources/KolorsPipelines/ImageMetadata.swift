@@ -101,7 +101,9 @@ public enum ImageMetadata {
     /// ```
     public static func a1111Parameters(_ p: GenerationParameters, batchIndex: Int = 0,
                                        software: String = ImageMetadata.software) -> String {
-        var lines: [String] = [p.prompt]
+        // A1111 keeps LoRAs in the prompt as <lora:name:weight> tags.
+        let tags = p.loras.map { "<lora:\($0.name):\(formatFloat($0.weight))>" }.joined(separator: " ")
+        var lines: [String] = [tags.isEmpty ? p.prompt : (p.prompt.isEmpty ? tags : p.prompt + " " + tags)]
         if !p.negativePrompt.isEmpty { lines.append("Negative prompt: \(p.negativePrompt)") }
         var kv: [(String, String)] = [("Steps", "\(p.steps)")]
         if let s = p.schedulerKind {
@@ -115,6 +117,13 @@ public enum ImageMetadata {
         kv.append(("Size", "\(p.width)x\(p.height)"))
         kv.append(("Model", p.model))
         if p.initImage != nil { kv.append(("Denoising strength", formatFloat(p.strength))) }
+        let hashes = p.loras.compactMap { l in l.hash.map { "\(l.name): \($0)" } }
+        if !hashes.isEmpty { kv.append(("Lora hashes", hashes.joined(separator: ", "))) }
+        if let ip = p.ipAdapter {
+            kv.append(("IP-Adapter", ip.path.split(separator: "/").last.map(String.init) ?? ip.path))
+            kv.append(("IP-Adapter image", ip.image.split(separator: "/").last.map(String.init) ?? ip.image))
+            kv.append(("IP-Adapter scale", formatFloat(ip.scale)))
+        }
         if p.imagesPerPrompt > 1 {
             kv.append(("Batch size", "\(p.imagesPerPrompt)"))
             kv.append(("Batch pos", "\(batchIndex)"))
@@ -181,6 +190,9 @@ public enum ImageMetadata {
     nonisolated(unsafe) private static let parameterPattern =
         try! Regex(#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)"#)
 
+    /// `<lora:name>` or `<lora:name:weight>` in an A1111 prompt.
+    nonisolated(unsafe) private static let loraTagPattern = try! Regex(#"<lora:([^:>]+)(?::([-+0-9.eE]+))?[^>]*>"#)
+
     /// All key/value pairs on one A1111 parameter line.
     public static func parameterPairs(_ line: String) -> [(key: String, value: String)] {
         line.matches(of: parameterPattern).compactMap { m in
@@ -214,7 +226,18 @@ public enum ImageMetadata {
                 prompt += (prompt.isEmpty ? "" : "\n") + line
             }
         }
-        var p = GenerationParameters(prompt: prompt, negativePrompt: negative)
+        // <lora:name:weight> tags in the prompt are LoRA settings, not text for the model.
+        var loras: [GenerationParameters.LoRASettings] = []
+        prompt = prompt.replacing(loraTagPattern) { m in
+            let name = String(m.output[1].substring ?? "")
+            let weight = m.output[2].substring.flatMap { Float($0) } ?? 1
+            loras.append(.init(path: name, weight: weight))
+            return ""
+        }
+        if !loras.isEmpty {
+            prompt = prompt.replacing(#/ {2,}/#, with: " ").replacing(#/ *\n */#, with: "\n").trimmingCharacters(in: .whitespaces)
+        }
+        var p = GenerationParameters(prompt: prompt, negativePrompt: negative, loras: loras)
         var warnings: [String] = []
         var fields: [(key: String, value: String)] = []
         var sampler: String?
@@ -248,6 +271,12 @@ public enum ImageMetadata {
                 if let n = Int(v), n > 0 { p.imagesPerPrompt = n }
             case "Batch pos":
                 if let n = Int(v), n >= 0 { batchIndex = n }
+            case "Lora hashes":
+                for item in v.split(separator: ",") {
+                    let parts = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    if parts.count == 2, let i = p.loras.firstIndex(where: { $0.path == parts[0] }) { p.loras[i].hash = parts[1] }
+                }
+
             default: break
             }
         }

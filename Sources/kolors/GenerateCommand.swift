@@ -106,10 +106,8 @@ struct GenerateCommand: ParsableCommand {
 
     /// A1111's prompt tags for LoRAs: `<lora:name:weight>` (name = file name without extension).
     static func loraTags(_ loras: [LoRAInput]) -> String {
-        loras.map { l in
-            let name = ((l.path as NSString).lastPathComponent as NSString).deletingPathExtension
-            return "<lora:\(name):\(ImageMetadata.formatFloat(l.weight))>"
-        }.joined(separator: " ")
+        loras.map { "<lora:\(GenerationParameters.LoRASettings(path: $0.path).name):\(ImageMetadata.formatFloat($0.weight))>" }
+            .joined(separator: " ")
     }
 
     func run() throws {
@@ -186,6 +184,7 @@ struct GenerateCommand: ParsableCommand {
         progress.finish()
 
         if let saveLatents { try NumpyFile.write(result.latents, to: saveLatents) }
+        let loraHashes = request.loras.map { try? SafetensorsFile.shortHash(path: $0.path) }
         let modelName = Self.displayName(of: pipeline.model.root)
         let seconds = Date().timeIntervalSince(started)
         for (i, img) in result.images.enumerated() {
@@ -196,29 +195,14 @@ struct GenerateCommand: ParsableCommand {
                                               imagesPerPrompt: numImages, initImage: image, strength: Float(strength),
                                               model: modelName)
             if let ipAdapter, let ipImage {
-                params.ipAdapter = .init(path: ipAdapter, image: ipImage, scale: ipScale)
+                params.ipAdapter = .init(path: ipAdapter, image: ipImage, scale: ipScale, imageEncoder: imageEncoder)
             }
-            params.loras = request.loras.map { .init(path: $0.path, weight: $0.weight) }
+            params.loras = zip(request.loras, loraHashes).map { .init(path: $0.path, weight: $0.weight, hash: $1) }
             let record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
-            try PNGFile.write(img, to: paths[i], texts: Self.texts(for: record))
+            try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
             print(paths[i])
         }
-    }
-
-    /// The PNG text chunks, with A1111's `<lora:name:weight>` tags after the prompt in
-    /// `parameters` (the JSON record keeps the prompt as typed and the LoRAs in `loras`).
-    static func texts(for record: ImageRecord) -> [PNGText] {
-        var texts = ImageMetadata.texts(for: record)
-        let p = record.parameters
-        let tags = loraTags(p.loras.map { LoRAInput(path: $0.path, weight: $0.weight) })
-        if !tags.isEmpty, let i = texts.firstIndex(where: { $0.key == ImageMetadata.parametersKey }),
-           texts[i].value.hasPrefix(p.prompt) {
-            let rest = texts[i].value.dropFirst(p.prompt.count)
-            texts[i] = PNGText.automatic(key: ImageMetadata.parametersKey,
-                                         value: p.prompt + (p.prompt.isEmpty ? "" : " ") + tags + rest)
-        }
-        return texts
     }
 
     static func defaultOutput(seed: UInt64) -> String {

@@ -40,6 +40,13 @@ final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
         if let path = p.initImage {
             r.initImage = try PNGFile.read((path as NSString).expandingTildeInPath).image
         }
+        if let ip = p.ipAdapter {
+            let reference = try PNGFile.read((ip.image as NSString).expandingTildeInPath).image
+            r.ipAdapter = IPAdapterInput(weights: (ip.path as NSString).expandingTildeInPath,
+                                         imageEncoder: ip.imageEncoder.map { ($0 as NSString).expandingTildeInPath },
+                                         image: reference, scale: ip.scale)
+        }
+        r.loras = p.loras.map { LoRAInput(path: ($0.path as NSString).expandingTildeInPath, weight: $0.weight) }
         var started = false
         let result = try pipeline.generate(r, cancel: cancel) { event in
             switch event {

@@ -103,7 +103,8 @@ struct ImageMetadataTests {
         Lora hashes: "detail: 2b9dd2c2f5a0", Hires upscale: 1.5, Version: v1.9.4
         """
         let parsed = try #require(ImageMetadata.parseA1111(text))
-        #expect(parsed.parameters.prompt == "masterpiece, best quality, 1girl, (looking at viewer:1.2),\n<lora:detail:0.6> city lights")
+        #expect(parsed.parameters.prompt == "masterpiece, best quality, 1girl, (looking at viewer:1.2),\ncity lights")
+        #expect(parsed.parameters.loras == [.init(path: "detail", weight: 0.6, hash: "2b9dd2c2f5a0")])
         #expect(parsed.parameters.negativePrompt == "lowres, bad anatomy,\nworst quality")
         #expect(parsed.parameters.steps == 28)
         #expect(parsed.parameters.guidance == 6.5)
@@ -144,5 +145,30 @@ struct ImageMetadataTests {
         let p = try JSONDecoder().decode(GenerationParameters.self, from: Data(#"{"prompt":"x","steps":7}"#.utf8))
         #expect(p.prompt == "x" && p.steps == 7 && p.width == 1024 && p.guidance == 5 && p.scheduler == "euler")
         #expect(p.strength == 0.3 && p.initImage == nil && p.loras.isEmpty)
+    }
+}
+
+@Suite("LoRA and IP-Adapter metadata")
+struct LoRAMetadataTests {
+    @Test("LoRAs become <lora:name:weight> tags and Lora hashes; parsing moves them out of the prompt")
+    func loraRoundTrip() {
+        var p = GenerationParameters(prompt: "a castle on a hill", seed: 5)
+        p.loras = [.init(path: "/loras/style.safetensors", weight: 0.8, hash: "0123456789ab"), .init(path: "detail.safetensors")]
+        p.ipAdapter = .init(path: "/models/Kolors-IP-Adapter-Plus", image: "/tmp/ref.png", scale: 0.5)
+        let text = ImageMetadata.a1111Parameters(p)
+        #expect(text.hasPrefix("a castle on a hill <lora:style:0.8> <lora:detail:1.0>\n"))
+        #expect(text.contains("Lora hashes: \"style: 0123456789ab\""))
+        #expect(text.contains("IP-Adapter: Kolors-IP-Adapter-Plus, IP-Adapter image: ref.png, IP-Adapter scale: 0.5"))
+        let parsed = ImageMetadata.parseA1111(text)
+        #expect(parsed?.parameters.prompt == "a castle on a hill")
+        #expect(parsed?.parameters.loras == [.init(path: "style", weight: 0.8, hash: "0123456789ab"), .init(path: "detail", weight: 1)])
+    }
+
+    @Test("a foreign prompt with a tag in the middle and no weight")
+    func foreignTags() {
+        let parsed = ImageMetadata.parseA1111("<lora:ink:0.6> a fox, <lora:paper> snow\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x512")
+        #expect(parsed?.parameters.prompt == "a fox, snow")
+        #expect(parsed?.parameters.loras.map(\.path) == ["ink", "paper"])
+        #expect(parsed?.parameters.loras.map(\.weight) == [0.6, 1])
     }
 }
