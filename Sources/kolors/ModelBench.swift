@@ -43,7 +43,10 @@ func peakRSSMiB() -> Double {
 /// Times `body` once to warm up and `repeats` times more; prints and returns the median.
 func measure(repeats: Int, label: String, _ body: () throws -> Void) rethrows -> (median: Double, all: [Double]) {
     var times: [Double] = []
+    OpProfiler.shared.enabled = true
+    defer { OpProfiler.shared.enabled = false }
     for r in 0...repeats {
+        if r == 1 { OpProfiler.shared.reset() }  // the breakdown covers the timed runs only
         let t0 = DispatchTime.now().uptimeNanoseconds
         try body()
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -51,6 +54,16 @@ func measure(repeats: Int, label: String, _ body: () throws -> Void) rethrows ->
         FileHandle.standardError.write(Data("\(label) \(r == 0 ? "warm-up" : "run \(r)"): \(String(format: "%.2f", dt)) s\n".utf8))
     }
     return (times.sorted()[times.count / 2], times)
+}
+
+/// Time per operation kind over the timed runs, as a share of the total.
+func printBreakdown(repeats: Int, total: Double) {
+    print("time per operation (mean per run):")
+    for row in OpProfiler.shared.report {
+        let per = row.seconds / Double(max(repeats, 1))
+        print("  " + row.kind.padding(toLength: 16, withPad: " ", startingAt: 0)
+              + String(format: "%8.2f s  %5.1f%%  %6d calls", per, 100 * per / max(total, 1e-9), row.calls / max(repeats, 1)))
+    }
 }
 
 func printJSONLine(_ fields: [(String, Any)]) {
@@ -90,6 +103,7 @@ struct UNetBench: ParsableCommand {
             _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids)
         }
         let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256)
+        printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
@@ -118,6 +132,7 @@ struct TextEncoderBench: ParsableCommand {
             + 2.0 * 256 * Double(cfg.hiddenSize * 3 * cfg.ffnHiddenSize)
             + 4.0 * 256 * 256 * Double(cfg.numAttentionHeads * cfg.kvChannels)
         let flops = perLayer * Double(cfg.numLayers)
+        printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s, peak RSS %.0f MiB",
                      median, flops / median / 1e9, peakRSSMiB()))
         printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision),
@@ -139,6 +154,7 @@ struct VAEDecodeBench: ParsableCommand {
         var g = SystemRandomNumberGenerator()
         for i in 0..<z.count { z.pointer[i] = Float.random(in: -3...3, using: &g) }
         let (median, _) = try measure(repeats: options.repeats, label: "vae-decode") { _ = try vae.decode(z) }
+        printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
                        ("precision", options.precision), ("threads", EngineThreads.count), ("seconds_median", median),

@@ -35,7 +35,7 @@ struct KernelReferenceTests {
         let file = try SafetensorsFile(path: path)
         let x = try refs["linear.x"], b = try refs["linear.bias"]
         let openblas = OpenBLASBackend()
-        openblas.mappedRowChunk = 5  // several chunks, the last one partial
+        openblas.mappedChunkBytes = 5 * 24 * 4  // chunks of 5 rows: several, the last one partial
         try check(openblas.linear(x, weight: Weight(mapped: try file.mapped("w16")), bias: b), "linear_f16")
         try check(openblas.linear(x, weight: Weight(mapped: try file.mapped("wbf")), bias: b), "linear_bf16")
     }

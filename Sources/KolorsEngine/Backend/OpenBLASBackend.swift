@@ -5,8 +5,9 @@ import COpenBLAS
 public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     public let name = "fp32-openblas"
 
-    /// Rows of a mapped (fp16/bf16) weight converted per GEMM call in `linear`.
-    public var mappedRowChunk = 1024
+    /// Bytes of a mapped (fp16/bf16) weight converted to float32 per GEMM call in `linear`
+    /// (64 MiB: 4096 rows of a 4096-wide matrix; large blocks keep the GEMM efficient).
+    public var mappedChunkBytes = 64 << 20
     /// Bytes of attention scores held at once per worker thread.
     public var attentionScoreBudget = 32 << 20
     /// Bytes of im2col buffer per convolution call.
@@ -17,6 +18,10 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     // MARK: linear
 
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+        OpProfiler.shared.measure("linear") { linearImpl(x, weight: weight, bias: bias) }
+    }
+
+    private func linearImpl(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
         precondition(weight.shape.count == 2, "linear weight must be 2-D, got \(weight.shape)")
         let n = weight.shape[0], k = weight.shape[1]
         precondition(x.shape.last == k, "linear: input \(x.shape) does not end in \(k)")
@@ -39,7 +44,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
                         1, x.pointer, Int32(k), w.pointer, Int32(k), beta, y.pointer, Int32(n))
         case .mapped:
             // Convert a block of output rows of W at a time and multiply it in.
-            let chunk = max(1, min(n, mappedRowChunk))
+            let chunk = max(1, min(n, mappedChunkBytes / (k * 4)))
             let scratch = Tensor(shape: [chunk, k], zeroed: false)
             var r0 = 0
             while r0 < n {
@@ -73,6 +78,10 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     // MARK: conv2d
 
     public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        OpProfiler.shared.measure("conv2d") { conv2dImpl(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+    }
+
+    private func conv2dImpl(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
         precondition(x.rank == 4 && weight.shape.count == 4, "conv2d: input \(x.shape), weight \(weight.shape)")
         let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
@@ -125,6 +134,13 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?) -> Tensor {
+        OpProfiler.shared.measure("attention") {
+            attentionImpl(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
+        }
+    }
+
+    private func attentionImpl(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                               mask: AttentionMask?) -> Tensor {
         precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
         let b = q.shape[0], lq = q.shape[1], lk = k.shape[1]
         precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == lk, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")

@@ -40,6 +40,10 @@ public func exp(_ x: Tensor) -> Tensor {
 /// GEGLU as diffusers computes it: the last dimension (2·n) splits into value (first half) and
 /// gate (second half); output = value · gelu(gate), exact erf GELU.
 public func geglu(_ x: Tensor) -> Tensor {
+    OpProfiler.shared.measure("geglu") { gegluImpl(x) }
+}
+
+func gegluImpl(_ x: Tensor) -> Tensor {
     let width = x.shape[x.rank - 1]
     precondition(width % 2 == 0, "geglu: odd last dimension \(width)")
     let inner = width / 2, rows = x.count / width

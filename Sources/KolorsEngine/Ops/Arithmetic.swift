@@ -11,6 +11,10 @@ public func add(_ a: Tensor, _ b: Tensor) -> Tensor {
 
 /// a += b (same shape), in a's storage. Used for residual connections.
 public func addInPlace(_ a: Tensor, _ b: Tensor) {
+    OpProfiler.shared.measure("add") { addInPlaceImpl(a, b) }
+}
+
+func addInPlaceImpl(_ a: Tensor, _ b: Tensor) {
     precondition(a.count == b.count, "addInPlace: \(a.shape) += \(b.shape)")
     let pa = a.pointer, pb = b.pointer
     parallelFor(a.count, grain: 1 << 15) { r in kk_add(pa + r.lowerBound, pb + r.lowerBound, pa + r.lowerBound, r.count) }

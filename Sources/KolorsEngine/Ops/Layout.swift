@@ -2,6 +2,10 @@ import CKolorsKernels
 
 /// Concatenates tensors along `dim` (all other dimensions equal).
 public func concat(_ tensors: [Tensor], dim: Int) -> Tensor {
+    OpProfiler.shared.measure("concat/layout") { concatImpl(tensors, dim: dim) }
+}
+
+func concatImpl(_ tensors: [Tensor], dim: Int) -> Tensor {
     precondition(!tensors.isEmpty, "concat of nothing")
     let rank = tensors[0].rank
     let d = dim < 0 ? rank + dim : dim
@@ -57,6 +61,10 @@ public func upsampleNearest(_ x: Tensor, height oh: Int, width ow: Int) -> Tenso
 
 /// [B, C, H, W] → [B, H·W, C] (image to token sequence, row-major over H then W).
 public func nchwToTokens(_ x: Tensor) -> Tensor {
+    OpProfiler.shared.measure("concat/layout") { nchwToTokensImpl(x) }
+}
+
+func nchwToTokensImpl(_ x: Tensor) -> Tensor {
     let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
     let y = Tensor(shape: [b, h * w, c], zeroed: false)
     for bi in 0..<b {
@@ -67,6 +75,10 @@ public func nchwToTokens(_ x: Tensor) -> Tensor {
 
 /// [B, H·W, C] → [B, C, H, W].
 public func tokensToNCHW(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
+    OpProfiler.shared.measure("concat/layout") { tokensToNCHWImpl(x, height: h, width: w) }
+}
+
+func tokensToNCHWImpl(_ x: Tensor, height h: Int, width w: Int) -> Tensor {
     let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
     precondition(n == h * w, "tokensToNCHW: \(n) tokens for \(h)×\(w)")
     let y = Tensor(shape: [b, c, h, w], zeroed: false)

@@ -4,6 +4,10 @@ import CKolorsKernels
 /// all spatial positions, then a per-channel affine; optionally fused with SiLU.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
                       silu: Bool = false) -> Tensor {
+    OpProfiler.shared.measure("group_norm") { groupNormImpl(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu) }
+}
+
+func groupNormImpl(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu: Bool) -> Tensor {
     let b = x.shape[0], c = x.shape[1]
     precondition(c % groups == 0, "groupNorm: \(c) channels in \(groups) groups")
     let hw = x.count / (b * c)
@@ -27,6 +31,10 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
 
 /// LayerNorm over the last dimension.
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+    OpProfiler.shared.measure("layer_norm") { layerNormImpl(x, weight: weight, bias: bias, eps: eps) }
+}
+
+func layerNormImpl(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
     let cols = x.shape[x.rank - 1], rows = x.count / cols
     let y = Tensor(shape: x.shape, zeroed: false)
     let px = x.pointer, py = y.pointer
