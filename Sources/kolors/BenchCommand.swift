@@ -87,6 +87,16 @@ struct KernelsBench: ParsableCommand {
         cases.append(Case(name: "conv3x3 2×1280×32² → 1280", flops: 2.0 * Double(2 * 1280 * 1280 * 9 * 1024)) {
             _ = backend.conv2d(c2, weight: k2, bias: nil, stride: 1, padding: .symmetric(1))
         })
+        // VAE decoder convolutions at a 512² image: wide and shallow, then narrow and large.
+        let v1 = random([1, 512, 64, 64]), kv1 = Weight(random([512, 512, 3, 3]))
+        cases.append(Case(name: "conv3x3 1×512×64² → 512 (VAE)", flops: 2.0 * Double(512 * 512 * 9 * 64 * 64)) {
+            _ = backend.conv2d(v1, weight: kv1, bias: nil, stride: 1, padding: .symmetric(1))
+        })
+        let side3 = 512 / (quick ? 2 : 1)
+        let v3 = random([1, 128, side3, side3]), kv3 = Weight(random([128, 128, 3, 3]))
+        cases.append(Case(name: "conv3x3 1×128×\(side3)² → 128 (VAE)", flops: 2.0 * Double(128 * 128 * 9 * side3 * side3)) {
+            _ = backend.conv2d(v3, weight: kv3, bias: nil, stride: 1, padding: .symmetric(1))
+        })
         // Attention: 4096-token self-attention with 10 heads × 64 (level 1 at 1024²), batch 2,
         // and the matching cross-attention to 256 text tokens.
         let lq = 4096 / s
