@@ -495,6 +495,24 @@ void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t row
     }
 }
 
+void kk_quantize_row_int8(const float *w, int8_t *q, size_t n, float *scale) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) { float a = fabsf(w[i]); if (a > m) m = a; }
+    float s = m / 127.0f;
+    *scale = s;
+    if (s == 0) { memset(q, 0, n); return; }
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf(w[i] / s);  /* current rounding mode: to nearest, ties to even */
+        if (v > 127) v = 127;
+        if (v < -127) v = -127;
+        q[i] = (int8_t)v;
+    }
+}
+
+void kk_dequantize_int8(const int8_t *q, float scale, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)q[i] * scale;
+}
+
 void kk_im2col(const float *x, size_t C, size_t H, size_t W, size_t kh, size_t kw,
                size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left,
                size_t oh, size_t ow, size_t oy0, size_t oy1, size_t c0, size_t c1, float *cols) {

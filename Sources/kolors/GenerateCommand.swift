@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import KolorsEngine
 import KolorsImageIO
+import KolorsModels
 import KolorsPipelines
 
 /// `kolors generate`: text-to-image or image-to-image on the command line.
@@ -73,6 +74,9 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
     var variant: WeightVariant = .fp16
+
+    @Option(name: .long, help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
+    var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(name: .long, help: "IP-Adapter-Plus: ip_adapter_plus_general.safetensors or the folder holding it (with --ip-image).")
     var ipAdapter: String?
@@ -154,7 +158,8 @@ struct GenerateCommand: ParsableCommand {
             throw GenerationError("--lora \(l.path): no such file")
         }
 
-        let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant)
+        let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant,
+                                          textEncoderPrecision: textEncoderPrecision)
         try pipeline.validate(request)
         let outW = request.initImage.map { $0.width - $0.width % 8 } ?? request.width ?? pipeline.defaultSize
         let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
@@ -313,3 +318,5 @@ enum NumpyFile {
         try AtomicFile.write(data, to: path)
     }
 }
+
+extension TextEncoderPrecision: ExpressibleByArgument {}

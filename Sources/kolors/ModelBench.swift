@@ -26,6 +26,9 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Compute precision (fp32 on this build).")
     var precision: String = "fp32"
 
+    @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
+    var textEncoderPrecision: TextEncoderPrecision = .fp16
+
     func validate() throws {
         guard precision == "fp32" else { throw ValidationError("--precision \(precision) is not available in this build (fp32 only)") }
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else { throw ValidationError("--width/--height must be positive multiples of 8") }
@@ -120,7 +123,8 @@ struct TextEncoderBench: ParsableCommand {
     func run() throws {
         EngineThreads.configure(options.threads)
         let model = try DiffusersModel(options.model)
-        let encoder = try ChatGLMModel.load(from: model)
+        let encoder = try ChatGLMModel.load(from: model, precision: options.textEncoderPrecision,
+                                            cacheDirectory: Int8WeightCache.defaultDirectory)
         let cfg = encoder.config
         let ids = (0..<256).map { 2 + ($0 * 7919) % 2000 }
         let (median, _) = try measure(repeats: options.repeats, label: "text-encoder") {
@@ -136,6 +140,7 @@ struct TextEncoderBench: ParsableCommand {
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s, peak RSS %.0f MiB",
                      median, flops / median / 1e9, peakRSSMiB()))
         printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision),
+                       ("weights", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
                        ("peak_rss_mib", peakRSSMiB())])
     }

@@ -1,3 +1,4 @@
+import Foundation
 import KolorsEngine
 import KolorsModels
 import Testing
@@ -46,4 +47,62 @@ struct ChatGLMParityTests {
 
 extension WeightResidency: CustomTestStringConvertible {
     public var testDescription: String { self == .float32 ? "float32" : "mapped" }
+}
+
+/// Weight-only int8 (ChatGLM3's quantize(8)) against a diffusers run with the same quantized
+/// weights (Tests/Fixtures/references/text_encoder_int8.safetensors).
+@Suite("ChatGLM int8")
+struct ChatGLMInt8Tests {
+    @Test("per-row int8 quantization equals torch's, bit for bit")
+    func quantizer() throws {
+        let refs = try Fixtures.References("text_encoder_int8.safetensors")
+        let model = try DiffusersModel(Fixtures.tinyKolors)
+        let archive = try model.weights("text_encoder", variant: .fp16)
+        for name in ["self_attention.query_key_value.weight", "mlp.dense_4h_to_h.weight"] {
+            let full = "encoder.layers.0.\(name)"
+            let q = Int8Matrix(quantizing: Weight(mapped: try archive.mapped(full)))
+            let wantQ = try refs["\(full).int8"], wantS = try refs["\(full).scale"]
+            #expect(q.scales.values == wantS.values, "\(name): scales")
+            let got = (0..<(q.rows * q.cols)).map { Float(q.data[$0]) }
+            #expect(got == wantQ.values, "\(name): int8 values")
+        }
+    }
+
+    @Test("encodes like diffusers with the same int8 weights; error vs fp32 stays small")
+    func encode() throws {
+        let refs = try Fixtures.References("text_encoder_int8.safetensors")
+        let fp32 = try Fixtures.References("text_encoder.safetensors")
+        let encoder = try ChatGLMModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .fp16, precision: .int8)
+        let enc = try encoder.encode(inputIds: try fp32.ints("input_ids"), attentionMask: try fp32.ints("attention_mask"),
+                                     positionIds: try fp32.ints("position_ids"))
+        let e = relativeError(enc.promptEmbeds, try refs["prompt_embeds"])
+        #expect(e <= 1e-4, "prompt embeds vs the int8 reference: \(e)")
+        #expect(relativeError(enc.pooled, try refs["pooled"]) <= 1e-4)
+        // The price of int8 on the tiny model (hidden 48): about 1e-2 relative.
+        let cost = relativeError(enc.promptEmbeds, try fp32["prompt_embeds"])
+        #expect(cost < 3e-2, "int8 embedding error vs fp32: \(cost)")
+    }
+
+    @Test("quantized weights are cached on disk, then mapped, with identical results")
+    func cache() throws {
+        let dir = try TemporaryDirectory()
+        let fp32 = try Fixtures.References("text_encoder.safetensors")
+        let model = try DiffusersModel(Fixtures.tinyKolors)
+        func run() throws -> Tensor {
+            let e = try ChatGLMModel.load(from: model, variant: .fp16, precision: .int8, cacheDirectory: dir.path)
+            return try e.encode(inputIds: try fp32.ints("input_ids"), attentionMask: try fp32.ints("attention_mask"),
+                                positionIds: try fp32.ints("position_ids")).promptEmbeds
+        }
+        let first = try run()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/int8")
+        #expect(files.count == 1 && files[0].hasPrefix("text_encoder-") && files[0].hasSuffix(".safetensors"))
+        let cacheFile = try SafetensorsFile(path: dir.path + "/int8/" + files[0])
+        #expect(cacheFile.info("encoder.layers.0.mlp.dense_h_to_4h.weight")?.dtype == .i8)
+        // Same weights, so the same result up to BLAS summation order (threads vary while other
+        // tests run in parallel).
+        #expect(relativeError(try run(), first) <= 1e-6)
+        // A damaged cache is ignored (quantized again), never trusted.
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: dir.path + "/int8/" + files[0]))
+        #expect(relativeError(try run(), first) <= 1e-6)
+    }
 }

@@ -73,6 +73,13 @@ void kk_axpy(float a, const float *x, float *y, size_t n);
 /// out[r, c] = in[r, c] + bias[c]
 void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t rows, size_t cols);
 
+// ---- int8 weights -------------------------------------------------------------------------
+/// Per-row symmetric int8 quantization (ChatGLM's quantize(8)): scale = max|w| / 127,
+/// q = round-half-even(w / scale) clamped to [-127, 127]; an all-zero row gets scale 0, q 0.
+void kk_quantize_row_int8(const float *w, int8_t *q, size_t n, float *scale);
+/// dst = (float)q * scale
+void kk_dequantize_int8(const int8_t *q, float scale, float *dst, size_t n);
+
 // ---- image layout helpers ----------------------------------------------------------------
 /// im2col for output rows [oy0, oy1) of one image: x [C, H, W] -> cols [C*kh*kw, (oy1-oy0)*ow]
 /// with zero padding (bottom/right padding is implied by oh/ow, so the VAE encoder's

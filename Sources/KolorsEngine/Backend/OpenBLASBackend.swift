@@ -42,7 +42,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         case .float32(let w):
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
                         1, x.pointer, Int32(k), w.pointer, Int32(k), beta, y.pointer, Int32(n))
-        case .mapped:
+        case .mapped, .int8:
             // Convert a block of output rows of W at a time and multiply it in.
             let chunk = max(1, min(n, mappedChunkBytes / (k * 4)))
             let scratch = Tensor(shape: [chunk, k], zeroed: false)

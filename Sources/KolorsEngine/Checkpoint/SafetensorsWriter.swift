@@ -39,6 +39,64 @@ public enum SafetensorsWriter {
     }
 }
 
+extension SafetensorsWriter {
+    /// One tensor to stream into a file: its dtype, shape, and a closure that writes exactly
+    /// `byteCount` bytes (called once, in order).
+    public struct RawEntry {
+        public let name: String
+        public let dtype: DType
+        public let shape: [Int]
+        public let write: (FileHandle) throws -> Void
+        public var byteCount: Int { shape.reduce(1, *) * dtype.size }
+
+        public init(name: String, dtype: DType, shape: [Int], write: @escaping (FileHandle) throws -> Void) {
+            self.name = name
+            self.dtype = dtype
+            self.shape = shape
+            self.write = write
+        }
+    }
+
+    /// Streams tensors of any dtype to `path` without holding the file in memory; the file
+    /// appears under its name only when complete (temporary file, fsync, rename).
+    public static func stream(_ entries: [RawEntry], metadata: [String: String] = [:], to path: String) throws {
+        var header: [String: Any] = [:]
+        var offset = 0
+        for e in entries {
+            header[e.name] = ["dtype": e.dtype.rawValue, "shape": e.shape, "data_offsets": [offset, offset + e.byteCount]] as [String: Any]
+            offset += e.byteCount
+        }
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
+            throw CheckpointError("\(path): cannot create a temporary file")
+        }
+        do {
+            let handle = try FileHandle(forWritingTo: tmp)
+            var len = UInt64(json.count).littleEndian
+            try handle.write(contentsOf: Data(bytes: &len, count: 8))
+            try handle.write(contentsOf: json)
+            for e in entries {
+                let before = try handle.offset()
+                try e.write(handle)
+                guard try handle.offset() - before == UInt64(e.byteCount) else {
+                    throw CheckpointError("\(path): tensor '\(e.name)' wrote the wrong number of bytes")
+                }
+            }
+            try handle.synchronize()
+            try handle.close()
+            guard rename(tmp.path, path) == 0 else { throw CheckpointError("\(path): rename failed") }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw error
+        }
+    }
+}
+
 /// Atomic file replacement: write a temporary sibling, fsync, rename over the target.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {

@@ -5,6 +5,8 @@ public final class Weight: @unchecked Sendable {
     public enum Storage {
         case float32(Tensor)
         case mapped(MappedTensor)
+        /// int8 with per-row scales (weight-only quantization).
+        case int8(Int8Matrix)
     }
 
     public let shape: [Int]
@@ -20,6 +22,14 @@ public final class Weight: @unchecked Sendable {
         storage = .mapped(mapped)
     }
 
+    public init(int8: Int8Matrix) {
+        shape = [int8.rows, int8.cols]
+        storage = .int8(int8)
+    }
+
+    /// This weight quantized to int8 with per-row scales.
+    public func quantizedInt8() -> Weight { Weight(int8: Int8Matrix(quantizing: self)) }
+
     public var count: Int { shape.reduce(1, *) }
 
     /// The resident float32 tensor, if this weight is resident.
@@ -33,6 +43,10 @@ public final class Weight: @unchecked Sendable {
         switch storage {
         case .float32(let t): return t
         case .mapped(let m): return (try? m.toFloat32()) ?? Tensor(shape: shape)
+        case .int8(let q):
+            let t = Tensor(shape: shape, zeroed: false)
+            q.dequantizeRows(0..<q.rows, into: t.pointer)
+            return t
         }
     }
 
@@ -44,6 +58,8 @@ public final class Weight: @unchecked Sendable {
             dst.update(from: t.pointer + rows.lowerBound * inner, count: rows.count * inner)
         case .mapped(let m):
             m.convert(elements: rows.lowerBound * inner, count: rows.count * inner, into: dst)
+        case .int8(let q):
+            q.dequantizeRows(rows, into: dst)
         }
     }
 
@@ -55,7 +71,10 @@ public final class Weight: @unchecked Sendable {
     /// Bytes this weight keeps in process memory (mapped weights count as 0: the page cache
     /// holds them and the kernel may drop them).
     public var residentBytes: Int {
-        if case .float32(let t) = storage { return t.count * 4 }
-        return 0
+        switch storage {
+        case .float32(let t): return t.count * 4
+        case .int8(let q): return q.bytes
+        case .mapped: return 0
+        }
     }
 }

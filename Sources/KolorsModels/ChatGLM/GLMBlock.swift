@@ -14,7 +14,8 @@ public final class GLMBlock: @unchecked Sendable {
     let headDim: Int
     let backend: ComputeBackend
 
-    init(_ w: WeightScope, config c: ChatGLMConfig, backend: ComputeBackend) throws {
+    init(_ w: WeightScope, config c: ChatGLMConfig, weights precision: TextEncoderPrecision, int8Cache: SafetensorsFile?,
+         backend: ComputeBackend) throws {
         heads = c.numAttentionHeads
         kvHeads = c.kvHeads
         headDim = c.kvChannels
@@ -30,6 +31,20 @@ public final class GLMBlock: @unchecked Sendable {
                                 bias: c.addBiasLinear, backend: backend)
         dense4hToH = try Linear(w.scope("mlp.dense_4h_to_h"), in: c.ffnHiddenSize, out: c.hiddenSize,
                                 bias: c.addBiasLinear, backend: backend)
+        if precision == .int8 {
+            // ChatGLM3's quantize(8): the four matrices of every layer, per-row scales; mapped
+            // from the cache when it has them.
+            for (name, l) in quantizedLinears(prefix: w.prefix) {
+                let cached = int8Cache.flatMap { Int8WeightCache.matrix(name, in: $0) }
+                l.replaceWeight(cached.map { Weight(int8: $0) } ?? l.weight.quantizedInt8())
+            }
+        }
+    }
+
+    /// The matrices int8 quantization covers, with their full names.
+    func quantizedLinears(prefix: String) -> [(String, Linear)] {
+        [(prefix + "self_attention.query_key_value.weight", queryKeyValue), (prefix + "self_attention.dense.weight", dense),
+         (prefix + "mlp.dense_h_to_4h.weight", denseHTo4h), (prefix + "mlp.dense_4h_to_h.weight", dense4hToH)]
     }
 
     /// Drops this layer's mapped weights from the process once it has run.

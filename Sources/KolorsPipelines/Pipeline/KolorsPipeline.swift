@@ -27,7 +27,8 @@ public final class KolorsPipeline: @unchecked Sendable {
     private let lock = NSLock()
     private var vaeEncoder: AutoencoderKL?
 
-    public init(model: DiffusersModel, variant: WeightVariant = .fp16, backend: ComputeBackend = Backends.float32) throws {
+    public init(model: DiffusersModel, variant: WeightVariant = .fp16, textEncoderPrecision: TextEncoderPrecision = .fp16,
+                backend: ComputeBackend = Backends.float32) throws {
         self.model = model
         self.variant = variant
         self.backend = backend
@@ -37,7 +38,7 @@ public final class KolorsPipeline: @unchecked Sendable {
         unetConfig = try model.config("unet", as: UNet2DConditionConfig.self)
         vaeConfig = try model.config("vae", as: AutoencoderKLConfig.self)
         schedulerConfig = try SchedulerConfig(contentsOf: model.directory(of: "scheduler") + "/scheduler_config.json")
-        prompts = try PromptEncoder(model: model, variant: variant, backend: backend)
+        prompts = try PromptEncoder(model: model, variant: variant, precision: textEncoderPrecision, backend: backend)
     }
 
     /// Pixels per latent cell (8 for Kolors).

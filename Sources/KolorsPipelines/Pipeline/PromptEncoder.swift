@@ -25,16 +25,23 @@ public final class PromptEncoder: @unchecked Sendable {
     /// How many times the text encoder was loaded (tests check the cache with it).
     public private(set) var encoderLoads = 0
 
-    public init(model: DiffusersModel, variant: WeightVariant, backend: ComputeBackend) throws {
+    /// fp16 (exact) or int8 (weight-only, half the memory; cached under `Int8WeightCache.defaultDirectory`).
+    public let precision: TextEncoderPrecision
+
+    public init(model: DiffusersModel, variant: WeightVariant, precision: TextEncoderPrecision = .fp16,
+                backend: ComputeBackend) throws {
         self.model = model
         self.variant = variant
+        self.precision = precision
         self.backend = backend
         tokenizer = try ChatGLMTokenizer.load(from: model)
     }
 
     /// Loads the encoder, encodes, and lets it go (its memory map closes on return).
     private func runEncoder(_ texts: [String], cancel: CancellationToken?) throws -> TextEncoding {
-        let encoder = try ChatGLMModel.load(from: model, variant: variant, backend: backend)
+        let encoder = try ChatGLMModel.load(from: model, variant: variant, precision: precision,
+                                            cacheDirectory: precision == .int8 ? Int8WeightCache.defaultDirectory : nil,
+                                            backend: backend)
         encoderLoads += 1
         let batch = tokenizer(texts, maxLength: 256)
         return try encoder.encode(inputIds: batch.inputIds.map { $0.map(Int.init) },
