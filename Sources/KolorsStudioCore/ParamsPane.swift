@@ -143,7 +143,7 @@ public enum ParamsPane {
                 if focused { f.cursor = nil }
             } else {
                 pathEditor(&f, s, .ipImage, s.ipImage, y: y, inner: inner, active: active,
-                           empty: ("(none: type or paste a PNG path)", .dim))
+                           empty: ("(none: type a PNG path)", .dim))
             }
         })
         if let error = referenceError(s) {

@@ -250,8 +250,8 @@ func loraInspected(_ s: inout StudioState, _ id: Int, _ result: LoRAInspection) 
         } else {
             s.loras[i].status = .missing
             let names = s.loras.filter { $0.status == .missing }.map(\.name)
-            post(&s, "LoRA\(names.count == 1 ? "" : "s") not found: \(names.joined(separator: ", ")) (\(looked)); jobs leave "
-                 + (names.count == 1 ? "it" : "them") + " out", .warning, for: 20)
+            post(&s, "LoRA\(names.count == 1 ? "" : "s") not found: \(names.joined(separator: ", ")) — jobs leave "
+                 + (names.count == 1 ? "it" : "them") + " out; \(looked)", .warning, for: 20)
         }
     case .failed(let why):
         if entry.origin == .added {
@@ -330,6 +330,12 @@ func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
     case .initImage: s.initImage.insert(text)
     case .ipImage:
         if s.ipAdapter != nil { s.ipImage.insert(text) } else { postIPAdapterOff(&s) }
+    case .loras where Float(text.trimmingCharacters(in: .whitespacesAndNewlines)) == nil:
+        // a pasted path (not a weight) adds that LoRA
+        let spec = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return spec.isEmpty || spec.contains("\n") ? [] : addLoRA(&s, spec)
+    case .loras where s.loras.isEmpty:
+        return []
     default:
         let allowed = text.filter { allowedInput(s.focus, $0) }
         if !allowed.isEmpty { s.fieldInput = (s.fieldInput ?? "") + allowed }
@@ -436,7 +442,7 @@ func loraKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     case .character("a"), .character("A"), .insert:
         commitFieldInput(&s)
         s.linePrompt = LinePrompt(purpose: .addLoRA,
-                                  title: "Add a LoRA: .safetensors path or name, optional :weight (Enter adds, Esc closes)",
+                                  title: "Add a LoRA: .safetensors path or name[:weight] (Enter adds, Esc closes)",
                                   editor: TextEditor(singleLine: true))
         return []
     case .enter where s.fieldInput == nil && n == 0:

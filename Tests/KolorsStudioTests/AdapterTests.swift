@@ -97,6 +97,12 @@ struct AdapterTests {
         #expect(h.state.loras.isEmpty)
         h.keys(.delete)                                   // nothing left: no crash
         #expect(h.state.currentParameters.loras.isEmpty)
+        // pasting a path into the list adds it; pasting a number sets the selected weight
+        #expect(h.send(.paste("/x/pasted.safetensors:0.5")) == [.inspectLoRA(id: 5, path: "/x/pasted.safetensors", searchDirs: ["/work/loras", NSHomeDirectory()])])
+        #expect(h.state.loras.map(\.name) == ["pasted"] && h.state.loras[0].settings.weight == 0.5)
+        h.send(.paste("1.25"))
+        h.keys(.enter)
+        #expect(h.state.loras[0].settings.weight == 1.25)
     }
 
     @Test("LoRA weights: ←/→ step 0.05, PgUp/PgDn 0.5, typed values, always within −2…2")
@@ -318,7 +324,8 @@ struct AdapterTests {
         h.send(.loraInspected(id: ids[1], .notFound(searched: ["/mine", "/library"])))
         h.send(.loraInspected(id: ids[2], .found(path: "/mine/peft_lora.safetensors", hash: "111111111111")))
         #expect(h.state.loras.map(\.status) == [.ready, .missing, .ready])
-        #expect(h.state.message?.text.contains("LoRA not found: unknown_style (looked in /mine, /library)") == true)
+        #expect(h.state.message?.text.contains("LoRA not found: unknown_style — jobs leave it out") == true)
+        #expect(h.state.message?.text.contains("looked in /mine, /library") == true)
         let f = StudioView.render(h.state).text
         #expect(f.contains("unknown_style") && f.contains("not found") && f.contains("(1 not used)"))
         #expect(h.state.currentParameters.loras.map(\.path) == ["/library/kohya_lora.safetensors", "/mine/peft_lora.safetensors"])
