@@ -215,9 +215,20 @@ public func resolveStudioPath(_ text: String, cwd: String, keepBareNames: Bool =
     if p == "~" { return NSHomeDirectory() }
     if p.hasPrefix("~/") { p = NSHomeDirectory() + p.dropFirst(1) }
     if p.hasPrefix("file://") { p = String(p.dropFirst("file://".count)) }
-    if p.hasPrefix("/") { return (p as NSString).standardizingPath }
+    if p.hasPrefix("/") { return normalizePath(p) }
     if keepBareNames && !p.contains("/") && !p.hasSuffix(".safetensors") { return p }
-    return ((cwd as NSString).appendingPathComponent(p) as NSString).standardizingPath
+    return normalizePath(cwd + "/" + p)
+}
+
+/// Removes `.`, `..` and repeated slashes from an absolute path, without touching the file system.
+func normalizePath(_ path: String) -> String {
+    var parts: [Substring] = []
+    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+        if part == "." { continue }
+        if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+        parts.append(part)
+    }
+    return "/" + parts.joined(separator: "/")
 }
 
 /// `/home/me/x` → `~/x` (for messages).

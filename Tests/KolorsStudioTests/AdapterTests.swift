@@ -501,6 +501,8 @@ struct AdapterTests {
         #expect(resolveStudioPath("style", cwd: "/work", keepBareNames: true) == "style")
         #expect(resolveStudioPath("style.safetensors", cwd: "/work", keepBareNames: true) == "/work/style.safetensors")
         #expect(resolveStudioPath("", cwd: "/work") == "")
+        #expect(resolveStudioPath("./a//b/../c.png", cwd: "/work/") == "/work/a/c.png")
+        #expect(resolveStudioPath("/../../x.png", cwd: "/work") == "/x.png")
         #expect(parseLoRASpec("a.safetensors:0.7") == ("a.safetensors", 0.7))
         #expect(parseLoRASpec("/x:y/a.safetensors") == ("/x:y/a.safetensors", nil))
         #expect(parseLoRASpec("style:-1.5") == ("style", -1.5))
