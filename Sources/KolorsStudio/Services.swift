@@ -130,8 +130,13 @@ final class GenerationService: @unchecked Sendable {
                 let seconds = Date().timeIntervalSince(t0)
                 let created = ISO8601DateFormatter().string(from: Date())
                 var entries: [GalleryEntry] = []
+                // a job queued before its LoRA's hash arrived still records it (A1111 "Lora hashes")
+                var parameters = job.parameters
+                for k in parameters.loras.indices where parameters.loras[k].hash == nil {
+                    parameters.loras[k].hash = try? LoRALibrary.shortHash(path: parameters.loras[k].path)
+                }
                 for (i, img) in images.enumerated() {
-                    let record = ImageRecord(parameters: job.parameters, batchIndex: i, created: created,
+                    let record = ImageRecord(parameters: parameters, batchIndex: i, created: created,
                                              seconds: (seconds * 10).rounded() / 10)
                     entries.append(try session.add(image: img, record: record))
                 }

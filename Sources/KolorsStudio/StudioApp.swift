@@ -19,18 +19,22 @@ public struct StudioOptions: Sendable {
     public var preview: PreviewMode
     public var theme: String?
     public var threads: Int?
+    /// `--ip-adapter`, `--image-encoder`, `--lora`, `--lora-dir` (paths absolute).
+    public var adapters: AdapterOptions
     public var environment: [String: String]
     /// Path of the running binary (to find themes next to it).
     public var executable: String
 
     public init(model: String? = nil, session: String? = nil, preview: PreviewMode = .auto, theme: String? = nil,
-                threads: Int? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+                threads: Int? = nil, adapters: AdapterOptions = AdapterOptions(),
+                environment: [String: String] = ProcessInfo.processInfo.environment,
                 executable: String = CommandLine.arguments.first ?? "kolors") {
         self.model = model
         self.session = session
         self.preview = preview
         self.theme = theme
         self.threads = threads
+        self.adapters = adapters
         self.environment = environment
         self.executable = executable
     }
@@ -116,6 +120,8 @@ final class StudioApp {
     let sixel: SixelPresenter?
     let mode: PreviewMode
     let io = DispatchQueue(label: "kolors.studio.io", qos: .utility)
+    /// LoRA checks and hashes (files can be 100+ MB): apart from `io`, so they never hold up loading or saving.
+    let hashing = DispatchQueue(label: "kolors.studio.lora-hash", qos: .utility)
     var session: GallerySession
     var state: StudioState
     var decoder = InputDecoder()
@@ -184,6 +190,7 @@ final class StudioApp {
 
     func run() -> Int32 {
         service.load(factory: factory, request: GeneratorRequest(model: options.model, threads: options.threads))
+        dispatch(.configureAdapters(options.adapters))
         openSession(session.directory, restore: true)
         // Test hook: crash on purpose after N seconds, to prove the crash handler restores the terminal.
         let crashAt = options.environment["KOLORS_STUDIO_TEST_CRASH_AFTER"].flatMap(Double.init).map { clock0.addingTimeInterval($0) }
@@ -288,8 +295,8 @@ final class StudioApp {
             // preview and (at startup) the last parameters in the editor
             if let last = entries.last {
                 if restoreOnOpen {
-                    dispatch(.parametersLoaded(ParsedImageMetadata(parameters: last.parameters, source: .kolors,
-                                                                   batchIndex: last.batchIndex), from: last.file))
+                    dispatch(.sessionRestored(ParsedImageMetadata(parameters: last.parameters, source: last.foreign ? .a1111 : .kolors,
+                                                                  batchIndex: last.batchIndex), from: last.file))
                 }
                 perform(.loadPreview(path: s.path(of: last.file), caption: last.file))
             }
@@ -358,6 +365,15 @@ final class StudioApp {
                 dispatch(.themeApplied(name))
             } catch {
                 dispatch(.failure("\(error)"))
+            }
+        case .checkReference(let path):
+            images.forget(path)           // a file fixed since it was last read is read again
+            io.async { mailbox.post(.referenceChecked(path: path, ReferenceImage.check(path: path))) }
+        case .inspectLoRA(let id, let path, let dirs):
+            hashing.async {
+                kc_nice_this_thread(5)
+                defer { kc_nice_this_thread(-5) }
+                mailbox.post(.loraInspected(id: id, LoRALibrary.inspect(path: path, searchDirs: dirs)))
             }
         case .loadPreview(let path, let caption):
             io.async {

@@ -148,6 +148,15 @@ public enum KeyMap {
             KeyBinding("r / l / Space", "seed: new random seed / lock / toggle lock"),
             KeyBinding("s", "size: swap width and height"),
         ]),
+        ("Reference image and LoRAs (Tab to them)", [
+            KeyBinding("Reference image", "type or paste a PNG path; Enter or Tab checks it (needs --ip-adapter)"),
+            KeyBinding("IP scale ←/→", "image prompt strength 0…2 in 0.05 steps; 0 = off"),
+            KeyBinding("LoRAs: a, Insert", "add a LoRA: .safetensors path or name[:weight]"),
+            KeyBinding("LoRAs: d, Del", "remove the selected LoRA"),
+            KeyBinding("LoRAs: ←/→  PgUp/PgDn", "weight ∓0.05 / ∓0.5 (−2…2); or type 0.8 and Enter"),
+            KeyBinding("LoRAs: ↑/↓", "select a LoRA (past the ends: the next field)"),
+            KeyBinding("LoRAs: Ctrl-↑/↓, [ ]", "move the selected LoRA up / down"),
+        ]),
         ("Prompt editors", [
             KeyBinding("arrows Home End", "move (Home/End twice: line start/end)"),
             KeyBinding("Ctrl-←/→", "move by word"),

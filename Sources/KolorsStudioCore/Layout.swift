@@ -41,10 +41,15 @@ public struct StudioLayout: Equatable, Sendable {
     public var status: Rect
     /// Area for full-screen overlays (gallery): between the title and the queue strip.
     public var overlayArea: Rect
-    /// Rows of content in the parameters box.
+    /// Rows of content in the parameters box (the classic fields; IP-Adapter and LoRA rows come on top).
     public static let paramRows = 5
+    /// Rows the prompt and negative editors keep when the parameters pane grows (it scrolls beyond that).
+    public static let editorsComfortable = 10
+    public static let editorsMinimum = 7
 
-    public static func compute(width: Int, height: Int, banner: Bool) -> StudioLayout {
+    /// `extraParamRows`: rows the parameters pane would like beyond `paramRows` (reference image,
+    /// LoRA list). It gets them while the editors keep `editorsComfortable` rows, and scrolls beyond.
+    public static func compute(width: Int, height: Int, banner: Bool, extraParamRows: Int = 0) -> StudioLayout {
         var l = StudioLayout(width: width, height: height, tooSmall: false, title: .zero, banner: nil, prompt: .zero,
                              negative: .zero, params: .zero, preview: nil, queue: .zero, status: .zero, overlayArea: .zero)
         guard width >= minWidth, height >= minHeight else {
@@ -72,7 +77,11 @@ public struct StudioLayout: Equatable, Sendable {
                 l.preview = Rect(x: leftWidth, y: top, width: right, height: mainHeight)
             }
         }
-        let paramsHeight = paramRows + 2
+        var paramsHeight = paramRows + 2
+        if extraParamRows > 0 {
+            let room = max(paramsHeight, mainHeight - editorsComfortable)
+            paramsHeight = max(paramRows + 2, min(paramsHeight + extraParamRows, room, mainHeight - editorsMinimum))
+        }
         var editorsHeight = mainHeight - paramsHeight
         if l.preview == nil {
             // stacked: the editors and parameters take what they need, the preview the rest

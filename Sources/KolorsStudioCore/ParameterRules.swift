@@ -4,6 +4,10 @@ import KolorsPipelines
 /// The fields of the studio in focus order (Tab / Shift-Tab).
 public enum Field: Int, CaseIterable, Sendable, Equatable {
     case prompt, negative, steps, guidance, seed, size, scheduler, images, initImage, strength
+    /// IP-Adapter: the reference image path, and its scale.
+    case ipImage, ipScale
+    /// The LoRA list (one field; ↑/↓ select inside it).
+    case loras
 
     public var label: String {
         switch self {
@@ -17,15 +21,22 @@ public enum Field: Int, CaseIterable, Sendable, Equatable {
         case .images: "Images"
         case .initImage: "Init image"
         case .strength: "Strength"
+        case .ipImage: "Reference image"
+        case .ipScale: "IP scale"
+        case .loras: "LoRAs"
         }
     }
 
     public var next: Field { Field(rawValue: (rawValue + 1) % Field.allCases.count)! }
     public var previous: Field { Field(rawValue: (rawValue + Field.allCases.count - 1) % Field.allCases.count)! }
     /// Fields edited with a text editor (the rest are value fields).
-    public var isTextEditor: Bool { self == .prompt || self == .negative || self == .initImage }
+    public var isTextEditor: Bool { self == .prompt || self == .negative || self == .initImage || self == .ipImage }
+    /// Single-line path editors in the parameters pane.
+    public var isPathField: Bool { self == .initImage || self == .ipImage }
     /// Value fields that take typed digits.
-    public var acceptsTypedNumber: Bool { [.steps, .guidance, .seed, .size, .images, .strength].contains(self) }
+    public var acceptsTypedNumber: Bool { [.steps, .guidance, .seed, .size, .images, .strength, .ipScale, .loras].contains(self) }
+    /// Fields drawn in the parameters pane.
+    public var isParameter: Bool { self != .prompt && self != .negative }
 }
 
 /// A named size that suits Kolors (SDXL-class buckets near one megapixel, plus small ones for
@@ -67,6 +78,13 @@ public enum ParameterRules {
     public static let sizeMultiple = 64
     public static let sizeRange = 64...2048
     public static let schedulers = SchedulerKind.allCases
+    /// IP-Adapter scale: 0 turns the image prompt off; 1 is diffusers' default.
+    public static let ipScaleRange: ClosedRange<Float> = 0...2
+    public static let ipScaleStep: Float = 0.05
+    public static let defaultIPScale: Float = 1.0
+    /// LoRA weights (A1111's slider range).
+    public static let loraWeightRange: ClosedRange<Float> = -2...2
+    public static let loraWeightStep: Float = 0.05
 
     public static func clampSteps(_ n: Int) -> Int { min(max(n, stepsRange.lowerBound), stepsRange.upperBound) }
     public static func clampImages(_ n: Int) -> Int { min(max(n, imagesRange.lowerBound), imagesRange.upperBound) }
@@ -78,6 +96,18 @@ public enum ParameterRules {
         guard s.isFinite else { return GenerationParameters.defaultStrength }
         return min(max((s * 100).rounded() / 100, strengthRange.lowerBound), strengthRange.upperBound)
     }
+    public static func clampIPScale(_ x: Float) -> Float {
+        guard x.isFinite else { return defaultIPScale }
+        return min(max((x * 100).rounded() / 100, ipScaleRange.lowerBound), ipScaleRange.upperBound)
+    }
+    public static func clampLoRAWeight(_ w: Float) -> Float {
+        guard w.isFinite else { return 1 }
+        let r = (w * 100).rounded() / 100
+        return min(max(r == 0 ? 0 : r, loraWeightRange.lowerBound), loraWeightRange.upperBound)   // no "-0.00"
+    }
+    /// Weights and scales as the studio shows them: two decimals ("0.80", "-1.25").
+    public static func formatWeight(_ w: Float) -> String { String(format: "%.2f", w == 0 ? 0 : w) }
+
     /// Rounds to the nearest multiple of 64 within 64…2048.
     public static func clampDimension(_ d: Int) -> Int {
         let m = sizeMultiple

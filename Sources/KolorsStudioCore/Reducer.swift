@@ -67,16 +67,43 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
         s.gallery.sessions = sessions
         s.gallery.sessionSelected = sessions.firstIndex { $0.path == s.gallery.sessionPath } ?? 0
         return []
-    case .parametersLoaded(let parsed, let from):
-        applyParameters(&s, parsed.parameters)
+    case .parametersLoaded(let parsed, let from), .sessionRestored(let parsed, let from):
+        var restoring = false
+        if case .sessionRestored = action { restoring = true }
+        var notes: [String] = []
+        let effects = applyParameters(&s, parsed.parameters, keepLoRAs: restoring && s.lorasFromFlags, notes: &notes)
         let name = (from as NSString).lastPathComponent
         let source = parsed.source == .kolors ? "" : " (A1111 text)"
-        if parsed.warnings.isEmpty {
+        let warnings = parsed.warnings + notes
+        if warnings.isEmpty {
             post(&s, "loaded the parameters of \(name)\(source); seed locked", .success, for: 8)
         } else {
-            post(&s, "loaded \(name)\(source): " + parsed.warnings.joined(separator: "; "), .warning, for: 12)
+            post(&s, "loaded \(name)\(source): " + warnings.joined(separator: "; "), .warning, for: 12)
+        }
+        return effects
+    case .configureAdapters(let o):
+        s.ipAdapter = o.ipAdapter
+        s.loraDirs = o.loraDirs
+        s.workingDirectory = o.workingDirectory
+        s.lorasFromFlags = !o.loras.isEmpty
+        var effects: [Effect] = []
+        for l in o.loras {
+            effects += appendLoRA(&s, .init(path: l.path, weight: ParameterRules.clampLoRAWeight(l.weight)), origin: .loaded)
+        }
+        return effects
+    case .referenceChecked(let path, let result):
+        guard s.ipImageStatus.path == path else { return [] }      // the field changed meanwhile
+        let name = (path as NSString).lastPathComponent
+        switch result {
+        case .ok(let w, let h):
+            s.ipImageStatus = .ok(path, width: w, height: h)
+        case .failed(let why):
+            s.ipImageStatus = .failed(path, why)
+            post(&s, "reference image \(name): \(why)", .error, for: 10)
         }
         return []
+    case .loraInspected(let id, let result):
+        return loraInspected(&s, id, result)
     case .previewLoaded(let image, let caption):
         s.previewSerial += 1
         s.preview = PreviewFrame(image: image, caption: caption, serial: s.previewSerial)
@@ -125,8 +152,9 @@ func trimHistory(_ s: inout StudioState) {
     if done.count > 40, let first = s.jobs.firstIndex(where: { $0.phase.isDone }) { s.jobs.remove(at: first) }
 }
 
-/// Puts loaded parameters into the editor and fields (the seed gets locked so the image can be reproduced).
-func applyParameters(_ s: inout StudioState, _ p: GenerationParameters) {
+/// Puts loaded parameters into the editor and fields (the seed gets locked so the image can be reproduced),
+/// including the reference image, its scale and the LoRA list; returns the checks to run on them.
+func applyParameters(_ s: inout StudioState, _ p: GenerationParameters, keepLoRAs: Bool = false, notes: inout [String]) -> [Effect] {
     s.prompt.setText(p.prompt)
     s.negative.setText(p.negativePrompt)
     s.initImage.setText(p.initImage ?? "")
@@ -139,9 +167,126 @@ func applyParameters(_ s: inout StudioState, _ p: GenerationParameters) {
     q.strength = ParameterRules.clampStrength(p.strength)
     if SchedulerKind(rawValue: q.scheduler) == nil { q.scheduler = GenerationParameters.defaultScheduler }
     q.model = s.params.model
+    q.ipAdapter = nil
+    q.loras = []
     s.params = q
     s.seedLocked = true
     s.fieldInput = nil
+    var effects: [Effect] = []
+    // IP-Adapter: the reference image and its scale (the session's adapter wins; without one the record's is used)
+    if let ip = p.ipAdapter {
+        if s.ipAdapter == nil {
+            s.ipAdapter = IPAdapterConfig(path: ip.path, imageEncoder: ip.imageEncoder)
+            notes.append("IP-Adapter \((ip.path as NSString).lastPathComponent) taken from the image")
+        }
+        s.ipImage.setText(ip.image)
+        s.ipScale = ParameterRules.clampIPScale(ip.scale)
+        s.ipImageStatus = .none
+        effects += commitReference(&s, force: true)
+    } else {
+        s.ipImage.setText("")
+        s.ipImageStatus = .none
+        s.ipScale = ParameterRules.defaultIPScale
+    }
+    // LoRAs: found by path, else by name in the known folders; checked and hashed in the background
+    if !keepLoRAs {
+        let dirs = s.loraSearchDirs
+        s.loras = []
+        s.loraSelected = 0
+        var clamped: [String] = []
+        for l in p.loras {
+            let w = ParameterRules.clampLoRAWeight(l.weight)
+            if w != l.weight { clamped.append(l.name) }
+            effects += appendLoRA(&s, .init(path: l.path, weight: w), origin: .loaded, recordedHash: l.hash, searchDirs: dirs)
+        }
+        if !clamped.isEmpty { notes.append("LoRA weight limited to −2…2: " + clamped.joined(separator: ", ")) }
+    }
+    return effects
+}
+
+/// Adds a LoRA entry and asks for its check; `searchDirs` default to the session's LoRA folders.
+func appendLoRA(_ s: inout StudioState, _ settings: GenerationParameters.LoRASettings, origin: LoRAEntry.Origin,
+                recordedHash: String? = nil, searchDirs: [String]? = nil) -> [Effect] {
+    let id = s.nextLoRAID
+    s.nextLoRAID += 1
+    let dirs = searchDirs ?? s.loraSearchDirs
+    var settings = settings
+    settings.hash = nil
+    s.loras.append(LoRAEntry(id: id, settings: settings, status: .checking, origin: origin, recordedHash: recordedHash))
+    return [.inspectLoRA(id: id, path: settings.path, searchDirs: dirs)]
+}
+
+/// A background check of a LoRA finished.
+func loraInspected(_ s: inout StudioState, _ id: Int, _ result: LoRAInspection) -> [Effect] {
+    guard let i = s.loras.firstIndex(where: { $0.id == id }) else { return [] }
+    let entry = s.loras[i]
+    func drop() {
+        s.loras.remove(at: i)
+        s.loraSelected = min(s.loraSelected, max(0, s.loras.count - 1))
+    }
+    switch result {
+    case .found(let path, let hash):
+        if s.loras.contains(where: { $0.id != id && $0.settings.path == path && $0.isUsable }) {
+            drop()
+            post(&s, "\(entry.name) is already in the list (←/→ change its weight)", .info, for: 6)
+            return []
+        }
+        s.loras[i].settings.path = path
+        s.loras[i].settings.hash = hash
+        s.loras[i].status = .ready
+        let folder = (path as NSString).deletingLastPathComponent
+        if !s.loraFolders.contains(folder) { s.loraFolders.append(folder) }
+        if let rec = entry.recordedHash, rec.lowercased() != hash.lowercased() {
+            post(&s, "LoRA \(entry.name): this file's hash \(hash) differs from the image's \(rec) (another version?)", .warning, for: 12)
+        } else if entry.origin == .added {
+            post(&s, "added LoRA \(entry.name) \(ParameterRules.formatWeight(entry.settings.weight)) (hash \(hash))", .success, for: 6)
+        }
+    case .notFound(let searched):
+        let looked = searched.isEmpty ? "no LoRA folders known: add one with --lora-dir DIR"
+            : "looked in " + searched.map(tildePath).joined(separator: ", ")
+        if entry.origin == .added {
+            drop()
+            post(&s, "cannot add \(entry.settings.path): no such file (\(looked))", .error, for: 12)
+        } else {
+            s.loras[i].status = .missing
+            let names = s.loras.filter { $0.status == .missing }.map(\.name)
+            post(&s, "LoRA\(names.count == 1 ? "" : "s") not found: \(names.joined(separator: ", ")) — jobs leave "
+                 + (names.count == 1 ? "it" : "them") + " out; \(looked)", .warning, for: 20)
+        }
+    case .failed(let why):
+        if entry.origin == .added {
+            drop()
+            post(&s, "cannot add \(entry.name): \(why)", .error, for: 12)
+        } else {
+            s.loras[i].status = .failed(why)
+            post(&s, "LoRA \(entry.name): \(why); jobs leave it out", .error, for: 12)
+        }
+    }
+    return []
+}
+
+/// Checks the reference image field when it changed (or always with `force`); clears its status when empty.
+func commitReference(_ s: inout StudioState, force: Bool = false) -> [Effect] {
+    guard s.ipAdapter != nil else { return [] }
+    let path = s.ipImagePath
+    if path.isEmpty {
+        s.ipImageStatus = .none
+        return []
+    }
+    if !force, s.ipImageStatus.path == path {
+        if case .failed = s.ipImageStatus {} else { return [] }
+    }
+    s.ipImageStatus = .checking(path)
+    return [.checkReference(path: path)]
+}
+
+/// Moves the focus, applying typed input and checking a reference image that was being edited.
+func setFocus(_ s: inout StudioState, _ field: Field) -> [Effect] {
+    commitFieldInput(&s)
+    var effects: [Effect] = []
+    if s.focus == .ipImage && field != .ipImage { effects += commitReference(&s) }
+    s.focus = field
+    return effects
 }
 
 func handleGenerationEvent(_ s: inout StudioState, _ id: Int, _ event: GenerationEvent) -> [Effect] {
@@ -183,6 +328,14 @@ func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
     case .prompt: s.prompt.insert(text)
     case .negative: s.negative.insert(text)
     case .initImage: s.initImage.insert(text)
+    case .ipImage:
+        if s.ipAdapter != nil { s.ipImage.insert(text) } else { postIPAdapterOff(&s) }
+    case .loras where Float(text.trimmingCharacters(in: .whitespacesAndNewlines)) == nil:
+        // a pasted path (not a weight) adds that LoRA
+        let spec = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        return spec.isEmpty || spec.contains("\n") ? [] : addLoRA(&s, spec)
+    case .loras where s.loras.isEmpty:
+        return []
     default:
         let allowed = text.filter { allowedInput(s.focus, $0) }
         if !allowed.isEmpty { s.fieldInput = (s.fieldInput ?? "") + allowed }
@@ -246,14 +399,8 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     if s.galleryVisible { return handleGalleryKey(&s, key) }
     switch key {
     case .escape: return cancelOrClear(&s)
-    case .tab:
-        commitFieldInput(&s)
-        s.focus = s.focus.next
-        return []
-    case .backTab:
-        commitFieldInput(&s)
-        s.focus = s.focus.previous
-        return []
+    case .tab: return setFocus(&s, s.focus.next)
+    case .backTab: return setFocus(&s, s.focus.previous)
     default: break
     }
     switch s.focus {
@@ -263,9 +410,68 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         if key == .enter || key == .down { s.focus = s.focus.next } else if key == .up { s.focus = s.focus.previous } else {
             editorKey(&s.initImage, key, width: 1000)
         }
-    default: valueKey(&s, key)
+    case .ipImage:
+        if key == .enter {
+            // Enter checks the path (again) and moves on to the scale
+            let effects = commitReference(&s, force: true)
+            s.focus = .ipScale
+            return effects
+        }
+        if key == .down { return setFocus(&s, .ipScale) }
+        if key == .up { return setFocus(&s, s.focus.previous) }
+        if s.ipAdapter == nil {
+            if case .character = key { postIPAdapterOff(&s) }
+            return []
+        }
+        editorKey(&s.ipImage, key, width: 1000)
+    case .loras: return loraKey(&s, key)
+    default: return valueKey(&s, key)
     }
     return []
+}
+
+func postIPAdapterOff(_ s: inout StudioState) {
+    post(&s, "IP-Adapter is off: start the studio with --ip-adapter PATH (Kolors-IP-Adapter-Plus weights or folder)", .warning, for: 8)
+}
+
+/// Keys of the LoRA list.
+func loraKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
+    let n = s.loras.count
+    s.loraSelected = min(max(0, s.loraSelected), max(0, n - 1))
+    switch key {
+    case .character("a"), .character("A"), .insert:
+        commitFieldInput(&s)
+        s.linePrompt = LinePrompt(purpose: .addLoRA,
+                                  title: "Add a LoRA: .safetensors path or name[:weight] (Enter adds, Esc closes)",
+                                  editor: TextEditor(singleLine: true))
+        return []
+    case .enter where s.fieldInput == nil && n == 0:
+        return loraKey(&s, .character("a"))
+    case .character("d"), .character("D"), .delete:
+        s.fieldInput = nil
+        guard n > 0 else { return [] }
+        let e = s.loras.remove(at: s.loraSelected)
+        s.loraSelected = min(s.loraSelected, max(0, s.loras.count - 1))
+        post(&s, "removed LoRA \(e.name)", .info, for: 5)
+        return []
+    case .up, .down:
+        commitFieldInput(&s)
+        let d = key == .up ? -1 : 1
+        let j = s.loraSelected + d
+        if n == 0 || j < 0 || j >= n { return setFocus(&s, key == .up ? s.focus.previous : s.focus.next) }
+        s.loraSelected = j
+        return []
+    case .ctrlUp, .ctrlDown, .character("["), .character("]"):
+        commitFieldInput(&s)
+        let d = (key == .ctrlUp || key == .character("[")) ? -1 : 1
+        let j = s.loraSelected + d
+        guard n > 1, j >= 0, j < n else { return [] }
+        s.loras.swapAt(s.loraSelected, j)
+        s.loraSelected = j
+        return []
+    default:
+        return valueKey(&s, key)
+    }
 }
 
 func cancelOrClear(_ s: inout StudioState) -> [Effect] {
@@ -325,7 +531,7 @@ public func editorKey(_ e: inout TextEditor, _ key: Key, width: Int) -> Bool {
 func allowedInput(_ f: Field, _ c: Character) -> Bool {
     switch f {
     case .steps, .images, .seed: return c.isASCII && c.isNumber
-    case .guidance, .strength: return (c.isASCII && c.isNumber) || c == "."
+    case .guidance, .strength, .ipScale, .loras: return (c.isASCII && c.isNumber) || c == "."
     case .size: return (c.isASCII && c.isNumber) || c == "x" || c == "×" || c == "X"
     default: return false
     }
@@ -339,6 +545,8 @@ func currentValueText(_ s: StudioState, _ f: Field) -> String {
     case .size: "\(s.params.width)x\(s.params.height)"
     case .images: "\(s.params.imagesPerPrompt)"
     case .strength: ImageMetadata.formatFloat(s.params.strength)
+    case .ipScale: ParameterRules.formatWeight(s.ipScale)
+    case .loras: s.loras.indices.contains(s.loraSelected) ? ParameterRules.formatWeight(s.loras[s.loraSelected].settings.weight) : ""
     default: ""
     }
 }
@@ -354,35 +562,46 @@ func commitFieldInput(_ s: inout StudioState) {
     case .images: if let n = Int(input) { s.params.imagesPerPrompt = ParameterRules.clampImages(n) } else { ok = false }
     case .guidance: if let g = Float(input) { s.params.guidance = ParameterRules.clampGuidance(g) } else { ok = false }
     case .strength: if let g = Float(input) { s.params.strength = ParameterRules.clampStrength(g) } else { ok = false }
+    case .ipScale: if let g = Float(input) { s.ipScale = ParameterRules.clampIPScale(g) } else { ok = false }
+    case .loras:
+        if let w = Float(input), s.loras.indices.contains(s.loraSelected) {
+            s.loras[s.loraSelected].settings.weight = ParameterRules.clampLoRAWeight(w)
+        } else { ok = false }
     case .seed: if let n = UInt64(input) { s.params.seed = n; s.seedLocked = true } else { ok = false }
     case .size:
         if let (w, h) = ParameterRules.parseSize(input) { s.params.width = w; s.params.height = h } else { ok = false }
     default: break
     }
-    if !ok && !input.isEmpty { post(&s, "'\(input)' is not a valid \(f.label.lowercased())", .warning, for: 5) }
+    if !ok && !input.isEmpty {
+        let what = f == .loras ? "LoRA weight" : f.label.lowercased()
+        post(&s, "'\(input)' is not a valid \(what)", .warning, for: 5)
+    }
 }
 
-func valueKey(_ s: inout StudioState, _ key: Key) {
+@discardableResult
+func valueKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     let f = s.focus
     // typing
     if case .character(let c) = key, allowedInput(f, c), !(f == .seed && (c == "r" || c == "l")) {
+        if f == .loras && s.loras.isEmpty { return [] }
         s.fieldInput = (s.fieldInput ?? "") + String(c)
-        return
+        return []
     }
     if key == .backspace {
+        if f == .loras && s.loras.isEmpty { return [] }
         var t = s.fieldInput ?? currentValueText(s, f)
         if !t.isEmpty { t.removeLast() }
         s.fieldInput = t
-        return
+        return []
     }
     if key == .enter {
         if s.fieldInput != nil { commitFieldInput(&s) } else if f == .scheduler { adjust(&s, f, by: 1) } else if f == .seed {
             s.seedLocked.toggle()
         }
-        return
+        return []
     }
-    if key == .up { commitFieldInput(&s); s.focus = f.previous; return }
-    if key == .down { commitFieldInput(&s); s.focus = f.next; return }
+    if key == .up { return setFocus(&s, f.previous) }
+    if key == .down { return setFocus(&s, f.next) }
     var delta = 0
     switch key {
     case .left, .character("-"): delta = -1
@@ -394,7 +613,7 @@ func valueKey(_ s: inout StudioState, _ key: Key) {
     if delta != 0 {
         commitFieldInput(&s)
         adjust(&s, f, by: delta)
-        return
+        return []
     }
     switch (f, key) {
     case (.seed, .character("r")):
@@ -409,6 +628,7 @@ func valueKey(_ s: inout StudioState, _ key: Key) {
         swap(&s.params.width, &s.params.height)
     default: break
     }
+    return []
 }
 
 func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
@@ -428,6 +648,12 @@ func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
     case .images: s.params.imagesPerPrompt = ParameterRules.clampImages(s.params.imagesPerPrompt + (delta > 0 ? 1 : -1))
     case .strength:
         s.params.strength = ParameterRules.clampStrength(s.params.strength + Float(delta) * ParameterRules.strengthStep)
+    case .ipScale:
+        s.ipScale = ParameterRules.clampIPScale(s.ipScale + Float(delta) * ParameterRules.ipScaleStep)
+    case .loras:
+        guard s.loras.indices.contains(s.loraSelected) else { return }
+        let w = s.loras[s.loraSelected].settings.weight
+        s.loras[s.loraSelected].settings.weight = ParameterRules.clampLoRAWeight(w + Float(delta) * ParameterRules.loraWeightStep)
     default: break
     }
 }
@@ -435,6 +661,13 @@ func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
 /// Ctrl-G: snapshot the fields into a job, queue it, start it when the generator is free.
 func generate(_ s: inout StudioState) -> [Effect] {
     commitFieldInput(&s)
+    // a reference image known to be unusable stops the job (Enter in the field checks it again)
+    if s.ipAdapter != nil, case .failed(let path, let why) = s.ipImageStatus, path == s.ipImagePath {
+        post(&s, "not queued: reference image \((path as NSString).lastPathComponent): \(why) — fix the path or clear it (Ctrl-U)",
+             .error, for: 10)
+        return []
+    }
+    let checks = s.focus == .ipImage ? commitReference(&s) : []
     let p = s.currentParameters
     let job = Job(id: s.nextJobID, parameters: p)
     s.nextJobID += 1
@@ -443,17 +676,20 @@ func generate(_ s: inout StudioState) -> [Effect] {
     // the seed shown is the seed used; an unlocked seed then rolls for the next job
     if !s.seedLocked { s.params.seed = s.seeds.nextSeed() }
     let busy = s.activeJob != nil || s.jobs.contains { $0.phase == .queued && $0.id != job.id }
-    var effects = startNextIfIdle(&s)
+    let effects = checks + startNextIfIdle(&s)
     if case .failed = s.generator { return effects }
     var text = busy ? "queued #\(job.id) (seed \(p.seed)); \(s.queuedJobs.count) waiting" : "#\(job.id) started (seed \(p.seed))"
     if case .loading = s.generator { text = "queued #\(job.id) (seed \(p.seed)): waiting for the model to load" }
+    let left = s.unusableLoRAs.map(\.name)
     if let t = s.promptTokens, t > GenerationParameters.maxPromptTokens {
         text += " — prompt has \(t) tokens, only the first \(GenerationParameters.maxPromptTokens) are used"
+        post(&s, text, .warning, for: 8)
+    } else if !left.isEmpty {
+        text += " — without LoRA\(left.count == 1 ? "" : "s") \(left.joined(separator: ", ")) (not found)"
         post(&s, text, .warning, for: 8)
     } else {
         post(&s, text, .info, for: 5)
     }
-    effects = effects.isEmpty ? [] : effects
     return effects
 }
 
@@ -518,11 +754,16 @@ func handleGalleryKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         if let e = g.selectedEntry {
             s.galleryVisible = false
             s.gallery = g
-            applyParameters(&s, e.parameters)
-            post(&s, "loaded the parameters of \(e.file); seed locked", .success, for: 8)
+            var notes: [String] = []
+            let checks = applyParameters(&s, e.parameters, notes: &notes)
+            if notes.isEmpty {
+                post(&s, "loaded the parameters of \(e.file); seed locked", .success, for: 8)
+            } else {
+                post(&s, "loaded \(e.file): " + notes.joined(separator: "; "), .warning, for: 12)
+            }
             s.focus = .prompt
             g = s.gallery
-            return [.loadPreview(path: (g.sessionPath as NSString).appendingPathComponent(e.file), caption: e.file)]
+            return [.loadPreview(path: (g.sessionPath as NSString).appendingPathComponent(e.file), caption: e.file)] + checks
         }
     case .character("o"):
         g.pickingSession = true
@@ -545,10 +786,27 @@ func handleLinePromptKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         guard !path.isEmpty else { return [] }
         switch lp.purpose {
         case .loadParameters: return [.loadParameters(path: path)]
+        case .addLoRA: return addLoRA(&s, lp.editor.text)
         }
     default:
         editorKey(&lp.editor, key, width: 1000)
         s.linePrompt = lp
         return []
     }
+}
+
+/// The add-LoRA prompt's text: `path-or-name[:weight]`.
+func addLoRA(_ s: inout StudioState, _ text: String) -> [Effect] {
+    let (raw, weight) = parseLoRASpec(text)
+    let path = resolveStudioPath(raw, cwd: s.workingDirectory, keepBareNames: true)
+    guard !path.isEmpty else { return [] }
+    s.focus = .loras
+    if let i = s.loras.firstIndex(where: { $0.settings.path == path || (!path.contains("/") && $0.name == path) }) {
+        s.loraSelected = i
+        post(&s, "\(s.loras[i].name) is already in the list (←/→ change its weight)", .info, for: 6)
+        return []
+    }
+    let effects = appendLoRA(&s, .init(path: path, weight: ParameterRules.clampLoRAWeight(weight ?? 1)), origin: .added)
+    s.loraSelected = s.loras.count - 1
+    return effects
 }

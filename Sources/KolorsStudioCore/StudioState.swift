@@ -107,7 +107,7 @@ public struct GalleryState: Equatable, Sendable {
 
 /// A one-line text prompt shown over the screen (e.g. "Load parameters from PNG").
 public struct LinePrompt: Equatable, Sendable {
-    public enum Purpose: Equatable, Sendable { case loadParameters }
+    public enum Purpose: Equatable, Sendable { case loadParameters, addLoRA }
     public var purpose: Purpose
     public var title: String
     public var editor: TextEditor
@@ -146,6 +146,26 @@ public struct StudioState: Equatable, Sendable {
     /// "sixel", "blocks" or "none": what the preview pane uses (shown in the status line).
     public var previewMode: String
     public var seeds: SeedGenerator
+    /// The session's IP-Adapter; nil = off (the reference image field says how to turn it on).
+    public var ipAdapter: IPAdapterConfig?
+    /// The reference image path (IP-Adapter).
+    public var ipImage = TextEditor(singleLine: true)
+    /// What the last check of the reference image found.
+    public var ipImageStatus: ReferenceStatus = .none
+    public var ipScale: Float = ParameterRules.defaultIPScale
+    /// The LoRA list, applied in order.
+    public var loras: [LoRAEntry] = []
+    /// The selected entry of the LoRA list.
+    public var loraSelected = 0
+    public var nextLoRAID = 1
+    /// `--lora-dir` folders.
+    public var loraDirs: [String] = []
+    /// Folders of the LoRAs used in this session (searched, with `loraDirs`, for LoRAs named in reloaded parameters).
+    public var loraFolders: [String] = []
+    /// The LoRAs came from `--lora`: restoring a session's last image keeps them.
+    public var lorasFromFlags = false
+    /// Relative paths typed into the studio are resolved against it.
+    public var workingDirectory = "/"
     public var quitting = false
     /// Incremented when the screen must be repainted from scratch (Ctrl-L, theme change).
     public var repaintSerial = 0
@@ -162,7 +182,9 @@ public struct StudioState: Equatable, Sendable {
         self.params.seed = seeds.nextSeed()
     }
 
-    public var layout: StudioLayout { StudioLayout.compute(width: width, height: height, banner: bannerText != nil) }
+    public var layout: StudioLayout {
+        StudioLayout.compute(width: width, height: height, banner: bannerText != nil, extraParamRows: ParamsPane.extraRows(self))
+    }
 
     /// The job holding the generator, if any.
     public var activeJob: Job? { jobs.first { $0.phase.isActive } }
@@ -188,7 +210,29 @@ public struct StudioState: Equatable, Sendable {
         p.negativePrompt = negative.text
         let path = initImage.text.trimmingCharacters(in: .whitespaces)
         p.initImage = path.isEmpty ? nil : path
+        let reference = ipImagePath
+        if let a = ipAdapter, !reference.isEmpty, ipScale > 0 {
+            p.ipAdapter = .init(path: a.path, image: reference, scale: ipScale, imageEncoder: a.imageEncoder)
+        } else {
+            p.ipAdapter = nil
+        }
+        p.loras = loras.filter(\.isUsable).map(\.settings)
         return p
+    }
+
+    /// The reference image field as an absolute path ("" when empty).
+    public var ipImagePath: String { resolveStudioPath(ipImage.text, cwd: workingDirectory) }
+
+    /// The LoRA entries jobs leave out (not found, unusable).
+    public var unusableLoRAs: [LoRAEntry] { loras.filter { !$0.isUsable } }
+
+    /// Folders searched for LoRAs named in reloaded parameters: those of the list, of LoRAs used
+    /// earlier in the session, then `--lora-dir`.
+    public var loraSearchDirs: [String] {
+        var out: [String] = []
+        let listed = loras.filter { $0.settings.path.contains("/") }.map { ($0.settings.path as NSString).deletingLastPathComponent }
+        for d in listed + loraFolders + loraDirs where !d.isEmpty && !out.contains(d) { out.append(d) }
+        return out
     }
 }
 
@@ -211,7 +255,15 @@ public enum Action: Sendable {
     case sessionsListed([SessionInfo])
     /// Parameters read from a PNG (Ctrl-P or gallery `r`).
     case parametersLoaded(ParsedImageMetadata, from: String)
+    /// The session's last image at startup (like `parametersLoaded`, but LoRAs given with `--lora` stay).
+    case sessionRestored(ParsedImageMetadata, from: String)
     case previewLoaded(RGBImage, caption: String)
+    /// Command-line adapter settings, once at startup.
+    case configureAdapters(AdapterOptions)
+    /// The result of `.checkReference`.
+    case referenceChecked(path: String, ReferenceCheck)
+    /// The result of `.inspectLoRA`.
+    case loraInspected(id: Int, LoRAInspection)
     case themeApplied(String)
     case themesFound([String])
     case failure(String)
@@ -229,6 +281,10 @@ public enum Effect: Equatable, Sendable {
     case listSessions
     case openSession(path: String)
     case applyTheme(String)
+    /// Read the reference image far enough to tell whether it is a usable PNG.
+    case checkReference(path: String)
+    /// Find (by path, else by name in `searchDirs`), check and hash a LoRA in the background.
+    case inspectLoRA(id: Int, path: String, searchDirs: [String])
     /// Read a PNG into the preview pane.
     case loadPreview(path: String, caption: String)
     /// Repaint the whole screen (and re-emit images).

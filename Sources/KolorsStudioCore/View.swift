@@ -104,74 +104,7 @@ public enum StudioView {
         if focused { f.cursor = (inner.x + min(cx, inner.width - 1), inner.y + crow - offset) }
     }
 
-    static func fieldHint(_ field: Field) -> String {
-        switch field {
-        case .steps, .images: "←/→ change · type a number"
-        case .guidance, .strength: "←/→ change · type 4.5"
-        case .seed: "r random · l lock · Space toggle · type digits"
-        case .size: "←/→ preset · s swap · type 832x1216"
-        case .scheduler: "←/→ or Space: next sampler"
-        case .initImage: "path of a PNG for img2img; empty = text-to-image"
-        default: ""
-        }
-    }
-
-    static func drawParams(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
-        let focusIsValue = !s.focus.isTextEditor || s.focus == .initImage
-        let active = !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
-        f.box(r, title: "Parameters", role: focusIsValue && active ? .focusBorder : .border,
-              titleRole: focusIsValue && active ? .focusBorder : .paneTitle,
-              bottom: focusIsValue && active ? (fieldHint(s.focus), .hint) : nil)
-        let inner = r.inner
-        guard inner.height >= StudioLayout.paramRows, inner.width > 10 else { return }
-        func value(_ field: Field, _ text: String) -> (String, StyleRole) {
-            let focused = s.focus == field && active
-            if focused, let input = s.fieldInput { return (input + "▏", .focusValue) }
-            return (text, focused ? .focusValue : .value)
-        }
-        var x = inner.x
-        func item(_ field: Field, _ text: String, y: Int, note: String? = nil) {
-            x = f.put(field.label + " ", x: x, y: y, role: .label, maxX: inner.maxX)
-            let (t, role) = value(field, text)
-            x = f.put(" " + t + " ", x: x, y: y, role: role, maxX: inner.maxX)
-            if let note { x = f.put(" " + note, x: x, y: y, role: .hint, maxX: inner.maxX) }
-            x += 3
-        }
-        let p = s.params
-        let y0 = inner.y
-        x = inner.x; item(.steps, "\(p.steps)", y: y0); item(.guidance, ImageMetadata.formatFloat(p.guidance), y: y0)
-        item(.images, "\(p.imagesPerPrompt)", y: y0)
-        x = inner.x; item(.seed, "\(p.seed)", y: y0 + 1, note: s.seedLocked ? "locked" : "new each run")
-        let aspect = SizePreset(p.width, p.height).aspectLabel
-        x = inner.x; item(.size, "\(p.width)×\(p.height)", y: y0 + 2, note: aspect)
-        x = inner.x; item(.scheduler, p.scheduler, y: y0 + 3)
-        item(.strength, ImageMetadata.formatFloat(p.strength), y: y0 + 3,
-             note: s.initImage.isEmpty && inner.maxX - x > 36 ? "(img2img only)" : nil)
-        // init image: a single-line editor
-        x = inner.x
-        let yi = y0 + 4
-        x = f.put(Field.initImage.label + " ", x: x, y: yi, role: .label, maxX: inner.maxX)
-        let focusedInit = s.focus == .initImage && active
-        let avail = inner.maxX - x - 1
-        if s.initImage.isEmpty && !focusedInit {
-            f.put(" (none: text-to-image)", x: x, y: yi, role: .dim, maxX: inner.maxX)
-        } else {
-            let text = s.initImage.text
-            let (_, cx) = s.initImage.cursorVisual(width: 100_000)
-            // keep the cursor visible: scroll the text left when it does not fit
-            let skip = max(0, cx - avail + 2)
-            var shown = "", w = 0, skipped = 0
-            for c in text {
-                let cw = CellWidth.of(c)
-                if skipped < skip { skipped += cw; continue }
-                if w + cw > avail - 1 { break }
-                shown.append(c); w += cw
-            }
-            f.fill(Rect(x: x, y: yi, width: max(0, avail + 1), height: 1), role: focusedInit ? .focusValue : .base)
-            f.put(" " + shown, x: x, y: yi, role: focusedInit ? .focusValue : .value, maxX: inner.maxX)
-            if focusedInit { f.cursor = (min(inner.maxX - 1, x + 1 + cx - skipped), yi) }
-        }
-    }
+    static func drawParams(_ f: inout Frame, _ s: StudioState, _ r: Rect) { ParamsPane.draw(&f, s, r) }
 
     static func drawPreview(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
         let caption = s.preview?.caption ?? ""
@@ -226,11 +159,12 @@ public enum StudioView {
         let queued = s.jobs.filter { $0.phase == .queued }
         let done = s.jobs.filter { $0.phase.isDone }.reversed()
         var items: [(String, StyleRole)] = []
-        for j in active { items.append(("▶ " + phaseText(j), j.phase == .cancelling ? .warning : .progress)) }
-        for j in queued { items.append(("… #\(j.id) queued", .hint)) }
+        for j in active { items.append(("▶ " + phaseText(j) + adapterTag(j.parameters), j.phase == .cancelling ? .warning : .progress)) }
+        for j in queued { items.append(("… #\(j.id) queued" + adapterTag(j.parameters), .hint)) }
         for j in done {
             switch j.phase {
-            case .finished: items.append(("✓ #\(j.id) \(j.files.first ?? "")" + (j.files.count > 1 ? " +\(j.files.count - 1)" : ""), .success))
+            case .finished: items.append(("✓ #\(j.id) \(j.files.first ?? "")" + (j.files.count > 1 ? " +\(j.files.count - 1)" : "")
+                                          + adapterTag(j.parameters), .success))
             case .cancelled: items.append(("✗ #\(j.id) cancelled", .warning))
             case .failed: items.append(("✗ #\(j.id) failed", .error))
             default: break
@@ -244,6 +178,15 @@ public enum StudioView {
             }
             x = f.put(t, x: x, y: r.y, role: role, maxX: r.maxX)
         }
+    }
+
+    /// What a job uses besides the prompt: " [IP 0.50 · LoRA×2]" (empty when nothing).
+    public static func adapterTag(_ p: GenerationParameters) -> String {
+        var parts: [String] = []
+        if let ip = p.ipAdapter { parts.append("IP " + ParameterRules.formatWeight(ip.scale)) }
+        if p.loras.count == 1 { parts.append("LoRA \(p.loras[0].name) \(ParameterRules.formatWeight(p.loras[0].weight))") }
+        if p.loras.count > 1 { parts.append("LoRA×\(p.loras.count)") }
+        return parts.isEmpty ? "" : " [" + parts.joined(separator: " · ") + "]"
     }
 
     public static func formatBytes(_ b: UInt64) -> String {
@@ -399,6 +342,12 @@ public enum StudioView {
         line("\(p.width)×\(p.height) · \(p.steps) steps · CFG \(ImageMetadata.formatFloat(p.guidance))", .label)
         line("seed \(p.seed) · \(p.scheduler)" + (p.imagesPerPrompt > 1 ? " · #\(e.batchIndex + 1)/\(p.imagesPerPrompt)" : ""), .label)
         if let ii = p.initImage { line("img2img \(ii) · strength \(ImageMetadata.formatFloat(p.strength))", .label) }
+        if let ip = p.ipAdapter {
+            line("IP-Adapter \((ip.image as NSString).lastPathComponent) · scale \(ParameterRules.formatWeight(ip.scale))", .label)
+        }
+        if !p.loras.isEmpty {
+            line("LoRAs " + p.loras.map { "\($0.name) \(ParameterRules.formatWeight($0.weight))" }.joined(separator: ", "), .label)
+        }
         if let secs = e.seconds { line(String(format: "%.1f s", secs) + (e.created.map { " · \($0)" } ?? ""), .dim) }
         line("model \(p.model)", .dim)
     }

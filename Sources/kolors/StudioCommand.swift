@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KolorsPipelines
 import KolorsStudio
 import KolorsStudioCore
 import KolorsTerminal
@@ -16,6 +17,15 @@ struct StudioCommand: ParsableCommand {
         $XDG_DATA_HOME/kolors-studio/sessions/<time>, or ~/.local/share/kolors-studio/sessions/<time>).
         The preview uses sixel graphics where the terminal has them and Unicode half blocks elsewhere; \
         KOLORS_PREVIEW=sixel|blocks|none overrides the detection (the --preview flag wins over it).
+
+        IP-Adapter and LoRAs: --ip-adapter turns on the Reference image field (a PNG path, with a \
+        thumbnail) and its IP scale; --lora preloads the LoRA list, whose entries the studio edits \
+        (a add, d remove, ←/→ weight). Reloaded parameters name LoRAs by <lora:name:weight>; they are \
+        looked up in the folders of the listed LoRAs and in every --lora-dir.
+
+        Examples:
+          kolors studio --model ~/models/Kolors-diffusers --ip-adapter ~/models/Kolors-IP-Adapter-Plus
+          kolors studio --lora ~/loras/style.safetensors:0.8 --lora ~/loras/detail.safetensors --lora-dir ~/loras
         """
     )
 
@@ -34,12 +44,77 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Threads for the engine (default: all cores).")
     var threads: Int?
 
+    @Option(help: ArgumentHelp("IP-Adapter-Plus for this session: ip_adapter_plus_general.safetensors or the folder holding it "
+                               + "(turns on the Reference image and IP scale fields).", valueName: "path"))
+    var ipAdapter: String?
+
+    @Option(help: ArgumentHelp("IP-Adapter: the CLIP image encoder folder (default: image_encoder/ beside the IP-Adapter weights).",
+                               valueName: "dir"))
+    var imageEncoder: String?
+
+    @Option(help: ArgumentHelp("Preload a LoRA, FILE[:WEIGHT] (weight −2…2, default 1); repeat for several.", valueName: "file[:weight]"))
+    var lora: [String] = []
+
+    @Option(help: ArgumentHelp("A folder of LoRAs: reloaded parameters' <lora:name:weight> tags are looked up there; repeatable.",
+                               valueName: "dir"))
+    var loraDir: [String] = []
+
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        _ = try adapterOptions()
+    }
+
+    /// The adapter flags checked and made absolute.
+    func adapterOptions(cwd: String = FileManager.default.currentDirectoryPath) throws -> AdapterOptions {
+        let fm = FileManager.default
+        func absolute(_ p: String) -> String { resolveStudioPath(p, cwd: cwd) }
+        func isDir(_ p: String) -> Bool? {
+            var d: ObjCBool = false
+            return fm.fileExists(atPath: p, isDirectory: &d) ? d.boolValue : nil
+        }
+        var options = AdapterOptions(workingDirectory: cwd)
+        if let ipAdapter {
+            let path = absolute(ipAdapter)
+            switch isDir(path) {
+            case nil: throw ValidationError("--ip-adapter \(ipAdapter): no such file or folder")
+            case true?:
+                let weights = (path as NSString).appendingPathComponent("ip_adapter_plus_general.safetensors")
+                guard fm.fileExists(atPath: weights) else {
+                    throw ValidationError("--ip-adapter \(ipAdapter): the folder has no ip_adapter_plus_general.safetensors")
+                }
+            case false?: break
+            }
+            var encoder: String?
+            if let imageEncoder {
+                encoder = absolute(imageEncoder)
+                guard isDir(encoder!) == true else { throw ValidationError("--image-encoder \(imageEncoder): no such folder") }
+            }
+            options.ipAdapter = IPAdapterConfig(path: path, imageEncoder: encoder)
+        } else if imageEncoder != nil {
+            throw ValidationError("--image-encoder needs --ip-adapter")
+        }
+        for spec in lora {
+            let (file, weight) = parseLoRASpec(spec)
+            guard !file.isEmpty else { throw ValidationError("--lora \(spec): no file before the weight") }
+            let path = absolute(file)
+            guard isDir(path) == false else { throw ValidationError("--lora \(file): no such file") }
+            let w = weight ?? 1
+            guard ParameterRules.loraWeightRange.contains(w) else {
+                throw ValidationError("--lora \(spec): the weight must be within -2…2")
+            }
+            options.loras.append(GenerationParameters.LoRASettings(path: path, weight: w))
+        }
+        for dir in loraDir {
+            let path = absolute(dir)
+            guard isDir(path) == true else { throw ValidationError("--lora-dir \(dir): no such folder") }
+            options.loraDirs.append(path)
+        }
+        return options
     }
 
     func run() throws {
-        let options = StudioOptions(model: model, session: session, preview: preview, theme: theme, threads: threads)
+        let options = StudioOptions(model: model, session: session, preview: preview, theme: theme, threads: threads,
+                                    adapters: try adapterOptions())
         let factory: GeneratorFactory
         if let spec = ProcessInfo.processInfo.environment["KOLORS_STUDIO_TEST_GENERATOR"] {
             // Tests only: a labelled test-pattern generator (not a model) with `delay` seconds per step.

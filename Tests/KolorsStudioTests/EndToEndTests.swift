@@ -1,4 +1,5 @@
 import Foundation
+import KolorsEngine
 import KolorsImageIO
 import KolorsPipelines
 import KolorsStudioCore
@@ -276,6 +277,82 @@ extension TerminalEndToEnd {
             #expect(reopened.entries.map(\.file) == ["00002-2.png"])
             #expect(reopened.entries.first?.favourite == true)
             #expect(!report.needsRepair)
+        }
+
+        @Test("--ip-adapter and --lora: a reference image with its thumbnail, the real engine, the PNG records adapter and LoRA; Ctrl-P restores them")
+        func adapters() throws {
+            if Self.skipIfUnavailable() { return }
+            let home = E2E.tempDir("e2e-adapters")
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            let session = home + "/s"
+            let repo = E2E.repo.path
+            let lora = "Tests/Fixtures/loras/peft_lora.safetensors"
+            let hash = try SafetensorsFile.shortHash(path: repo + "/" + lora)
+            let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks "
+                + "--ip-adapter Tests/Fixtures/ip-adapter-plus --lora \(lora):0.7"))
+            defer { t.kill() }
+            t.waitFor(text: "DEMO: random-weight", timeout: 20)
+            // the preloaded LoRA with its A1111 short hash, computed in the background
+            var screen = t.waitFor(text: "peft_lora  0.70   \(hash)", timeout: 20)
+            #expect(screen.contains("Reference image  (none: type a PNG path)"))
+            t.type("a red fox")
+            t.keys("Tab", "Tab")                      // Steps
+            t.type("4")
+            t.keys("Enter", "Tab", "Tab", "Tab")      // CFG, Seed, Size
+            t.type("256")
+            t.keys("Enter")
+            t.waitFor(text: "Size  256×256")
+            t.keys("Tab", "Tab", "Tab", "Tab", "Tab") // Sampler, Images, Init image, Strength, Reference image
+            t.waitFor(text: "Enter checks")
+            // a file that is not a PNG: an error line
+            t.type(lora)
+            t.keys("Enter")
+            t.waitFor(text: "✗ not a PNG file: peft_lora.safetensors")
+            t.keys("Up", "C-u")
+            t.type("Tests/Fixtures/references/ip_image_90x70.png")
+            t.keys("Enter")
+            t.waitFor(text: "90×70 PNG")
+            // the thumbnail (loaded in the background) is drawn in half blocks beside the scale
+            screen = t.waitFor("the reference thumbnail") { screen in
+                let rows = screen.split(separator: "\n").filter { $0.contains("IP scale") || $0.contains("90×70 PNG") }
+                return rows.count == 2 && rows.allSatisfy { $0.contains("│ ▀") }
+            }
+            #expect(!screen.contains("✗ not a PNG"), "the error line is gone")
+            t.type("0.5")
+            t.keys("Enter")
+            t.waitFor(text: "IP scale  0.50")
+            t.keys("C-g")
+            screen = t.waitFor(text: "saved 00001-", timeout: 90)
+            #expect(screen.contains("[IP 0.50 · LoRA peft_lora 0.70]"), "the job strip shows the adapters")
+            let files = try FileManager.default.contentsOfDirectory(atPath: session).filter { $0.hasSuffix(".png") }
+            #expect(files.count == 1)
+            guard let file = files.first else { return }
+            let texts = try PNGFile.readText(session + "/" + file).texts
+            let meta = try #require(ImageMetadata.parse(texts))
+            #expect(meta.source == .kolors)
+            #expect(meta.parameters.prompt == "a red fox" && meta.parameters.steps == 4 && meta.parameters.width == 256)
+            let ip = try #require(meta.parameters.ipAdapter)
+            #expect(ip.path == repo + "/Tests/Fixtures/ip-adapter-plus")
+            #expect(ip.image == repo + "/Tests/Fixtures/references/ip_image_90x70.png")
+            #expect(ip.scale == 0.5)
+            #expect(meta.parameters.loras == [.init(path: repo + "/" + lora, weight: 0.7, hash: hash)])
+            let a1111 = try #require(texts.first { $0.key == "parameters" }?.value)
+            #expect(a1111.hasPrefix("a red fox <lora:peft_lora:0.7>\n"))
+            #expect(a1111.contains("Lora hashes: \"peft_lora: \(hash)\"") && a1111.contains("IP-Adapter image: ip_image_90x70.png")
+                    && a1111.contains("IP-Adapter scale: 0.5"))
+            // change the fields, then Ctrl-P the saved PNG: the reference, its scale and the LoRA come back
+            t.keys("Right", "Right", "Tab", "d")      // scale 0.60, LoRAs: remove peft_lora
+            t.waitFor(text: "LoRAs  none")
+            t.keys("C-p")
+            t.waitFor(text: "Load all parameters from a PNG")
+            t.type(session + "/" + file)
+            t.keys("Enter")
+            screen = t.waitFor(text: "peft_lora  0.70   \(hash)")
+            screen = t.waitFor(text: "90×70 PNG")
+            #expect(screen.contains("IP scale  0.50") && screen.contains("a red fox"))
+            t.keys("C-q")
+            screen = t.waitFor(text: "TTY_END")
+            #expect(screen.contains("KOLORS_EXIT=0"))
         }
 
         @Test("a crash (Swift runtime trap) still restores the terminal")

@@ -50,6 +50,10 @@ struct ReducerTests {
         }
         #expect(seen == Field.allCases + [.prompt])
         h.keys(.backTab)
+        #expect(h.state.focus == .loras, "the last field is the LoRA list")
+        h.keys(.backTab, .backTab)
+        #expect(h.state.focus == .ipImage)
+        h.keys(.backTab)
         #expect(h.state.focus == .strength)
         h.keys(.backTab, .backTab)
         #expect(h.state.focus == .images)
