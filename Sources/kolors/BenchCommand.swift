@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure the engine's speed on this machine.",
-        subcommands: [KernelsBench.self, UNetBench.self, TextEncoderBench.self, VAEDecodeBench.self]
+        subcommands: [KernelsBench.self, UNetBench.self, TextEncoderBench.self, VAEDecodeBench.self, PipelineBench.self]
     )
 }
 

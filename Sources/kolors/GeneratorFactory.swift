@@ -1,5 +1,6 @@
 import Foundation
 import KolorsEngine
+import KolorsModels
 import KolorsPipelines
 import KolorsStudioCore
 
@@ -7,7 +8,7 @@ import KolorsStudioCore
 /// `--model` wins; without it Kwai-Kolors/Kolors-diffusers from the Hugging Face cache; without
 /// that the embedded demo checkpoint (the project's tiny random-weight model), flagged as a demo
 /// so the studio says so on screen. Runs on a background queue.
-func makeStudioGenerator(_ request: GeneratorRequest,
+func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: TextEncoderPrecision = .fp16,
                          progress: @escaping @Sendable (GenerationEvent) -> Void) throws -> any ImageGenerator {
     EngineThreads.configure(request.threads)
     let spec: String
@@ -24,7 +25,7 @@ func makeStudioGenerator(_ request: GeneratorRequest,
     }
     progress(.loading("checkpoint", fraction: nil))
     let model = try DiffusersModel(spec)
-    let pipeline = try KolorsPipeline(model: model)
+    let pipeline = try KolorsPipeline(model: model, textEncoderPrecision: textEncoderPrecision)
     let description = isDemo
         ? "demo checkpoint (random weights)"
         : "\(GenerateCommand.displayName(of: model.root)) (\(model.root))"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KolorsEngine
 import KolorsModels
+import KolorsPipelines
 
 /// Options every model benchmark shares.
 struct ModelBenchOptions: ParsableArguments {
@@ -214,5 +215,50 @@ enum UNetFLOPs {
         }
         conv(ch[0], c.outChannels, 3, px)
         return 2 * macs * Double(batch)
+    }
+}
+
+/// `kolors bench pipeline`: a whole txt2img, then the same prompt again (the text encoder is
+/// skipped the second time: embeddings are cached).
+struct PipelineBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pipeline",
+                                                    abstract: "Time a whole txt2img twice with the same prompt (the second skips the text encoder).")
+    @OptionGroup var options: ModelBenchOptions
+
+    @Option(name: .long, help: "Denoising steps.")
+    var steps: Int = 25
+
+    @Option(name: .long, help: "Scheduler.")
+    var scheduler: String = SchedulerKind.euler.rawValue
+
+    func run() throws {
+        EngineThreads.configure(options.threads)
+        let pipeline = try KolorsPipeline(model: try DiffusersModel(options.model),
+                                          textEncoderPrecision: options.textEncoderPrecision)
+        var request = GenerationRequest(prompt: "a lighthouse at dusk, 黄昏的灯塔, highly detailed")
+        request.width = options.width
+        request.height = options.height
+        request.steps = steps
+        request.scheduler = try SchedulerKind(name: scheduler)
+        var runs: [(seconds: Double, timings: [String: Double])] = []
+        for run in 1...2 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let result = try pipeline.generate(request) { event in
+                if case .step(let i, let n, let spi, _, _) = event {
+                    FileHandle.standardError.write(Data("run \(run) step \(i)/\(n) \(String(format: "%.2f", spi)) s/it\n".utf8))
+                }
+            }
+            runs.append((Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, result.timings))
+            request.seed += 1
+        }
+        for (i, r) in runs.enumerated() {
+            let parts = r.timings.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value)) s" }
+            print(String(format: "run %d: %.1f s (", i + 1, r.seconds) + parts.joined(separator: ", ") + ")")
+        }
+        print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
+        printJSONLine([("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),
+                       ("precision", options.precision), ("text_encoder", options.textEncoderPrecision.rawValue),
+                       ("threads", EngineThreads.count), ("seconds_first", runs[0].seconds), ("seconds_second", runs[1].seconds),
+                       ("text_encoder_loads", pipeline.prompts.encoderLoads), ("peak_rss_mib", peakRSSMiB())])
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KolorsModels
 import KolorsPipelines
 import KolorsStudio
 import KolorsStudioCore
@@ -40,6 +41,9 @@ struct StudioCommand: ParsableCommand {
 
     @Option(help: "Colour theme: dark, light, high-contrast, or a path to a .theme file (F2 switches).")
     var theme: String?
+
+    @Option(help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
+    var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(help: "Threads for the engine (default: all cores).")
     var threads: Int?
@@ -121,7 +125,8 @@ struct StudioCommand: ParsableCommand {
             let delay = Double(spec.split(separator: ":").dropFirst().first ?? "") ?? 0.05
             factory = { _, _ in TestPatternGenerator(stepDelay: delay) }
         } else {
-            factory = makeStudioGenerator
+            let precision = textEncoderPrecision
+            factory = { request, progress in try makeStudioGenerator(request, textEncoderPrecision: precision, progress: progress) }
         }
         let code: Int32
         do {
