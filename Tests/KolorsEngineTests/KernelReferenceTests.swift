@@ -127,4 +127,16 @@ struct KernelReferenceTests {
         try check(chunked.attention(q: q, k: k, v: v, heads: 4, kvHeads: 2, scale: scale, mask: .perBatch(mask)),
                   "attention_mask")
     }
+
+    @Test("attention memory is bounded: the UNet's 4096-token and the VAE's 16384-token attention")
+    func attentionWorkspaceIsBounded() {
+        let b = OpenBLASBackend()
+        for (batch, heads, tokens) in [(2, 10, 4096), (1, 1, 16384), (2, 20, 1024)] {
+            let (workers, chunk) = b.attentionWorkspace(batch: batch, heads: heads, queries: tokens, keys: tokens)
+            let bytes = workers * chunk * tokens * 4
+            let allScores = batch * heads * tokens * tokens * 4
+            #expect(bytes <= workers * b.attentionScoreBudget, "\(bytes) bytes of scores")
+            #expect(bytes * 16 <= allScores || tokens <= 1024, "\(tokens) tokens: \(bytes) of \(allScores) bytes at once")
+        }
+    }
 }

@@ -132,6 +132,12 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     // MARK: attention
 
+    /// Worker count and query rows per chunk: the score buffer holds workers × chunk × keys
+    /// floats, at most `attentionScoreBudget` bytes per worker whatever the sequence length.
+    public func attentionWorkspace(batch: Int, heads: Int, queries: Int, keys: Int) -> (workers: Int, chunk: Int) {
+        (min(EngineThreads.count, batch * heads), max(1, min(queries, attentionScoreBudget / max(1, keys * 4))))
+    }
+
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?) -> Tensor {
         OpProfiler.shared.measure("attention") {
@@ -156,10 +162,9 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let group = heads / kvHeads
         let qStride = heads * d, kvStride = kvHeads * d
         let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
-        let chunk = max(1, min(lq, attentionScoreBudget / max(1, lk * 4)))
+        let (workers, chunk) = attentionWorkspace(batch: b, heads: heads, queries: lq, keys: lk)
         // Independent (batch, head) pairs run on separate cores with single-threaded GEMMs: the
         // products are small (head dim 64) and BLAS's own threading loses to this split.
-        let workers = min(EngineThreads.count, b * heads)
         let scores = Tensor(shape: [workers, chunk * lk], zeroed: false)
         let maskPointer: (Int) -> UnsafeMutablePointer<Float>? = { bi in
             switch mask {
