@@ -66,15 +66,17 @@ let package = Package(
         ]),
 
         // ---- tests -----------------------------------------------------------------------
-        .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsEngine"], swiftSettings: optimised),
-        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsPipelines", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
+        // Fixture paths, reference files and error measures shared by the test targets.
+        .target(name: "KolorsTestSupport", dependencies: ["KolorsEngine"], path: "Tests/Support"),
+        .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsTestSupport", "KolorsEngine"], swiftSettings: optimised),
+        .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsTestSupport", "KolorsPipelines", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
                     swiftSettings: optimised),
-        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsModels", "KolorsEngine", "KolorsImageIO"],
+        .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsTestSupport", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
                     swiftSettings: optimised),
         .testTarget(name: "SystemLibraryTests", dependencies: [
             "COpenBLAS", "CKolorsKernels", "KolorsImageIO", "KolorsTerminal", "CSixel", "CNcursesw",
         ]),
-        .testTarget(name: "CLITests", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
+        .testTarget(name: "CLITests", dependencies: ["KolorsTestSupport", "KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
         .testTarget(name: "KolorsStudioTests", dependencies: [
             "KolorsStudioCore", "KolorsStudio", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
         ]),

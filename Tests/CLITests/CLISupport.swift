@@ -1,4 +1,5 @@
 import Foundation
+import KolorsTestSupport
 
 /// Runs the built `kolors` binary (`.build/debug/kolors`, built by `swift build --build-tests`).
 enum CLI {
@@ -34,13 +35,4 @@ enum CLI {
         return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
-}
-
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("kolors-cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }

@@ -3,6 +3,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// `kolors generate` with --ip-adapter and --lora, on the tiny checkpoint, against diffusers
 /// (Tests/Fixtures/references/ip_lora.*).

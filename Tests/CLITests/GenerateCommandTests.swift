@@ -3,6 +3,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// `kolors generate` as a user runs it, on the tiny checkpoint.
 @Suite("kolors generate", .enabled(if: CLI.available))

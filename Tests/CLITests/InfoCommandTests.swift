@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KolorsTestSupport
 
 /// `kolors info` as a user runs it.
 @Suite("kolors info", .enabled(if: CLI.available))

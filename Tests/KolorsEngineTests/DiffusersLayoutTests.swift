@@ -1,6 +1,7 @@
 import Foundation
 import KolorsEngine
 import Testing
+import KolorsTestSupport
 
 @Suite("diffusers layout and the Hugging Face cache")
 struct DiffusersLayoutTests {

@@ -1,5 +1,6 @@
 import KolorsEngine
 import Testing
+import KolorsTestSupport
 
 /// Every kernel against torch (Tests/Fixtures/references/kernels.safetensors, written by
 /// scripts/fixtures/kernel_refs.py). Tolerance: max abs error ≤ 1e-5 × max |reference| unless

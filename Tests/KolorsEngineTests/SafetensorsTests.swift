@@ -1,6 +1,7 @@
 import Foundation
 @testable import KolorsEngine
 import Testing
+import KolorsTestSupport
 
 @Suite("safetensors")
 struct SafetensorsTests {

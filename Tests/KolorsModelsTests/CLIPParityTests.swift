@@ -3,6 +3,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// The CLIP image encoder and image processor against transformers
 /// (Tests/Fixtures/references/ip_lora.safetensors, tiny CLIPVisionModelWithProjection).

@@ -2,6 +2,7 @@ import Foundation
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// ChatGLM3 (tiny) against diffusers (Tests/Fixtures/references/text_encoder.safetensors):
 /// every hidden state, prompt embeds (hidden_states[-2], pad rows included) and pooled output,

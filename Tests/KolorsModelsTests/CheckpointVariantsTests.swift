@@ -2,6 +2,7 @@ import Foundation
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// Spellings found in the wild load to the same model: ChatGLM keys with the `transformer.`
 /// prefix (ChatGLMForConditionalGeneration checkpoints), VAE attention under the old
@@ -54,13 +55,4 @@ struct CheckpointVariantsTests {
         #expect(vae.unusedWeights.isEmpty, "\(vae.unusedWeights)")
         #expect(relativeError(try vae.decode(try refs["latents"]), try refs["decoded"]) <= 1e-4)
     }
-}
-
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("kolors-models-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
 }

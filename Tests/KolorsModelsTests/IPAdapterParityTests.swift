@@ -2,6 +2,7 @@ import Foundation
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// IP-Adapter-Plus (resampler and decoupled cross-attention) against diffusers
 /// (Tests/Fixtures/references/ip_lora.safetensors).

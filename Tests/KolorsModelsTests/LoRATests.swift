@@ -2,6 +2,7 @@ import Foundation
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// LoRA files in the three formats, merged into the tiny UNet, against diffusers + PEFT
 /// (Tests/Fixtures/references/ip_lora.safetensors / .json).

@@ -1,6 +1,7 @@
 import Foundation
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// SplitMix64: a small seeded generator so that the mutations are the same on every run.
 struct SplitMix64: RandomNumberGenerator {

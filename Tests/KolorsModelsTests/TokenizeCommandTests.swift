@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import KolorsTestSupport
 
 /// Runs the built `kolors tokenize` (.build/debug/kolors, which `scripts/test` builds).
 @Suite("kolors tokenize")

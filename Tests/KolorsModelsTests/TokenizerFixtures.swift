@@ -1,5 +1,6 @@
 import Foundation
 import KolorsModels
+import KolorsTestSupport
 
 /// The reference tables written by `scripts/fixtures/tokenizer.py`
 /// (Tests/Fixtures/references/tokenizer_cases.json) and the fixture models.

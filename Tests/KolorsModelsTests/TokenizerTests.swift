@@ -1,6 +1,7 @@
 import Foundation
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 @Suite("ChatGLM / SentencePiece tokenizer")
 struct TokenizerTests {

@@ -1,6 +1,7 @@
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// The UNet against diffusers (Tests/Fixtures/references/unet.safetensors): every block's
 /// output and the final prediction, fp32 weights, relative L2 error ≤ 1e-4 (observed ~1e-7);

@@ -1,6 +1,7 @@
 import KolorsEngine
 import KolorsModels
 import Testing
+import KolorsTestSupport
 
 /// The VAE against diffusers (Tests/Fixtures/references/vae.safetensors): posterior mean,
 /// clamped log-variance and std from the encoder, and the decoded image; relative L2 ≤ 1e-4.

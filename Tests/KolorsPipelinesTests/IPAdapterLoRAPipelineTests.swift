@@ -3,6 +3,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// End-to-end IP-Adapter-Plus and LoRA runs on the tiny checkpoint against diffusers'
 /// KolorsPipeline (`load_ip_adapter` + `set_ip_adapter_scale`, `load_lora_weights` +

@@ -2,6 +2,7 @@ import Foundation
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 @Suite("Image metadata")
 struct ImageMetadataTests {

@@ -1,6 +1,7 @@
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 @Suite("Latent preview")
 struct LatentPreviewTests {

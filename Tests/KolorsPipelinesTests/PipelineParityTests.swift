@@ -3,6 +3,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// End-to-end runs on the tiny checkpoint against diffusers' KolorsPipeline /
 /// KolorsImg2ImgPipeline in float32 (Tests/Fixtures/references/pipelines.safetensors):

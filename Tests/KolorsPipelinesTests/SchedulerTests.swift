@@ -2,6 +2,7 @@ import Foundation
 import KolorsEngine
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// The six schedulers against diffusers 0.42 (Tests/Fixtures/references/schedulers.safetensors
 /// from the fixtures branch, and schedulers_extra.safetensors from

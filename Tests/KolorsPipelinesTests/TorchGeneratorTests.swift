@@ -1,6 +1,7 @@
 import KolorsEngine
 import KolorsPipelines
 import Testing
+import KolorsTestSupport
 
 /// The torch CPU generator port against values saved from torch 2.15
 /// (Tests/Fixtures/references/rng.safetensors). torch's AVX2 path evaluates log/sin/cos in
