@@ -37,39 +37,30 @@ public func exp(_ x: Tensor) -> Tensor {
     mapElementwise(x, inPlace: false) { kk_exp($0, $1, $2) }
 }
 
-/// GEGLU as diffusers computes it: the last dimension (2·n) splits into value (first half) and
-/// gate (second half); output = value · gelu(gate), exact erf GELU.
-public func geglu(_ x: Tensor) -> Tensor {
-    OpProfiler.shared.measure("geglu") { gegluImpl(x) }
-}
-
-func gegluImpl(_ x: Tensor) -> Tensor {
+/// Applies a gated kernel `(in, out, rows, inner)` to rows of width 2·inner, giving width inner.
+func gated(_ x: Tensor, _ name: String, _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Int) -> Void) -> Tensor {
     let width = x.shape[x.rank - 1]
-    precondition(width % 2 == 0, "geglu: odd last dimension \(width)")
+    precondition(width % 2 == 0, "\(name): odd last dimension \(width)")
     let inner = width / 2, rows = x.count / width
     var shape = x.shape
     shape[shape.count - 1] = inner
     let y = Tensor(shape: shape, zeroed: false)
     let src = x.pointer, dst = y.pointer
     parallelFor(rows, grain: 8) { r in
-        kk_geglu(src + r.lowerBound * width, dst + r.lowerBound * inner, r.count, inner)
+        kernel(src + r.lowerBound * width, dst + r.lowerBound * inner, r.count, inner)
     }
     return y
+}
+
+/// GEGLU as diffusers computes it: the last dimension (2·n) splits into value (first half) and
+/// gate (second half); output = value · gelu(gate), exact erf GELU.
+public func geglu(_ x: Tensor) -> Tensor {
+    OpProfiler.shared.measure("geglu") { gated(x, "geglu") { kk_geglu($0, $1, $2, $3) } }
 }
 
 /// SwiGLU as ChatGLM computes it: silu(first half) · second half of the last dimension.
 public func swiglu(_ x: Tensor) -> Tensor {
-    let width = x.shape[x.rank - 1]
-    precondition(width % 2 == 0, "swiglu: odd last dimension \(width)")
-    let inner = width / 2, rows = x.count / width
-    var shape = x.shape
-    shape[shape.count - 1] = inner
-    let y = Tensor(shape: shape, zeroed: false)
-    let src = x.pointer, dst = y.pointer
-    parallelFor(rows, grain: 8) { r in
-        kk_swiglu(src + r.lowerBound * width, dst + r.lowerBound * inner, r.count, inner)
-    }
-    return y
+    gated(x, "swiglu") { kk_swiglu($0, $1, $2, $3) }
 }
 
 /// Softmax over the last dimension.
