@@ -32,6 +32,7 @@ let package = Package(
                        providers: [.apt(["libncurses-dev"])]),
         .systemLibrary(name: "CSixel", path: "Sources/Shims/CSixel", pkgConfig: "libsixel",
                        providers: [.apt(["libsixel-dev"])]),
+        .systemLibrary(name: "CDNNL", path: "Sources/Shims/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CLibPNG", path: "Sources/Shims/CLibPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
 
@@ -40,7 +41,7 @@ let package = Package(
         .target(name: "CKolorsPNG", dependencies: ["CLibPNG"], cSettings: optimisedC),
 
         // ---- engine and models -----------------------------------------------------------
-        .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CKolorsKernels"],
+        .target(name: "KolorsEngine", dependencies: ["COpenBLAS", "CDNNL", "CKolorsKernels"],
                 swiftSettings: optimised),
         // KolorsImageIO: CLIP's image processor resizes with Pillow-exact resampling.
         .target(name: "KolorsModels", dependencies: ["KolorsEngine", "KolorsImageIO"], swiftSettings: optimised),

@@ -513,6 +513,32 @@ void kk_dequantize_int8(const int8_t *q, float scale, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = (float)q[i] * scale;
 }
 
+void kk_quantize_row_u7(const float *x, uint8_t *u, size_t n, float *scale) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); if (a > m) m = a; }
+    float s = m / 63.0f;
+    *scale = s;
+    if (s == 0) { memset(u, 64, n); return; }
+    for (size_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] / s);
+        if (v > 63) v = 63;
+        if (v < -63) v = -63;
+        u[i] = (uint8_t)(v + 64);
+    }
+}
+
+void kk_dequantize_gemm_u7(const int32_t *acc, const float *sa, const float *sw, const int32_t *wsum,
+                           const float *bias, float *y, size_t m, size_t n) {
+    for (size_t i = 0; i < m; i++) {
+        const int32_t *a = acc + i * n;
+        float *o = y + i * n;
+        for (size_t j = 0; j < n; j++) {
+            float v = sa[i] * sw[j] * (float)(a[j] - 64 * wsum[j]);
+            o[j] = bias ? v + bias[j] : v;
+        }
+    }
+}
+
 void kk_im2col(const float *x, size_t C, size_t H, size_t W, size_t kh, size_t kw,
                size_t stride_h, size_t stride_w, size_t pad_top, size_t pad_left,
                size_t oh, size_t ow, size_t oy0, size_t oy1, size_t c0, size_t c1, float *cols) {

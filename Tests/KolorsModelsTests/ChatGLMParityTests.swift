@@ -107,3 +107,19 @@ struct ChatGLMInt8Tests {
         #expect(relativeError(try run(), first) <= 1e-6)
     }
 }
+
+/// EXPERIMENTAL W8A8 text encoder: the embedding error it causes on the tiny model.
+@Suite("ChatGLM int8-w8a8 (experimental)", .enabled(if: W8A8Backend.isAvailable))
+struct ChatGLMW8A8Tests {
+    @Test("encodes with a reported, bounded error against float32")
+    func embeddingError() throws {
+        let fp32 = try Fixtures.References("text_encoder.safetensors")
+        let encoder = try ChatGLMModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .fp16, precision: .int8W8A8)
+        let enc = try encoder.encode(inputIds: try fp32.ints("input_ids"), attentionMask: try fp32.ints("attention_mask"),
+                                     positionIds: try fp32.ints("position_ids"))
+        let e = relativeError(enc.promptEmbeds, try fp32["prompt_embeds"])
+        let p = relativeError(enc.pooled, try fp32["pooled"])
+        print("int8-w8a8 on the tiny model: prompt embeds relative error \(e), pooled \(p)")
+        #expect(e < 0.1 && p < 0.1)
+    }
+}

@@ -79,6 +79,12 @@ void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t row
 void kk_quantize_row_int8(const float *w, int8_t *q, size_t n, float *scale);
 /// dst = (float)q * scale
 void kk_dequantize_int8(const int8_t *q, float scale, float *dst, size_t n);
+/// 7-bit activation quantization for u8·s8 GEMMs without VNNI: scale = max|x| / 63,
+/// u = round-half-even(x / scale) + 64 ∈ [1, 127]; an all-zero row gets scale 0, u 64.
+void kk_quantize_row_u7(const float *x, uint8_t *u, size_t n, float *scale);
+/// y[m, n] = sa[m] · sw[n] · (acc[m, n] − 64 · wsum[n]) (+ bias[n]) for an M×N block.
+void kk_dequantize_gemm_u7(const int32_t *acc, const float *sa, const float *sw, const int32_t *wsum,
+                           const float *bias, float *y, size_t m, size_t n);
 
 // ---- image layout helpers ----------------------------------------------------------------
 /// im2col for output rows [oy0, oy1) of one image: x [C, H, W] -> cols [C*kh*kw, (oy1-oy0)*ow]

@@ -1,4 +1,5 @@
 import CKolorsKernels
+import Foundation
 
 /// A weight matrix stored as int8 with one float32 scale per output row (weight-only
 /// quantization, as ChatGLM3's `quantize(8)`): w ≈ q · scale. Half the memory of fp16.
@@ -53,4 +54,28 @@ public final class Int8Matrix: @unchecked Sendable {
     }
 
     public var bytes: Int { rows * cols + rows * 4 }
+
+    private var sums: [Int32]?
+    private let sumsLock = NSLock()
+
+    /// Σ_k q[n, k] per row (the zero-point correction of u8 × s8 products), computed once.
+    public var rowSums: [Int32] {
+        sumsLock.lock(); defer { sumsLock.unlock() }
+        if let sums { return sums }
+        var out = [Int32](repeating: 0, count: rows)
+        let d = data, c = cols
+        out.withUnsafeMutableBufferPointer { o in
+            let base = o.baseAddress!
+            parallelFor(rows, grain: 64) { r in
+                for i in r {
+                    var s: Int32 = 0
+                    let row = d + i * c
+                    for k in 0..<c { s += Int32(row[k]) }
+                    base[i] = s
+                }
+            }
+        }
+        sums = out
+        return out
+    }
 }

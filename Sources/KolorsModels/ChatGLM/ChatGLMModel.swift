@@ -16,6 +16,12 @@ public enum TextEncoderPrecision: String, Sendable, CaseIterable {
     /// Weight-only int8 with per-row scales (ChatGLM3's `quantize(8)`): half the memory;
     /// relative error of the embeddings ~1e-2 on the tiny test model.
     case int8
+    /// EXPERIMENTAL: int8 weights and 7-bit per-token activations, integer products on oneDNN
+    /// (`W8A8Backend`): faster, less accurate (the tests report the error).
+    case int8W8A8 = "int8-w8a8"
+
+    /// Whether the weights are int8.
+    public var isInt8: Bool { self != .fp16 }
 }
 
 /// Mirrors diffusers' vendored `ChatGLMModel` (ChatGLM3-6B) as `KolorsPipeline.encode_prompt`
@@ -57,8 +63,15 @@ public final class ChatGLMModel: @unchecked Sendable {
         let archive = try model.weights("text_encoder", variant: variant)
         let loader = WeightLoader(component: "text_encoder", archive: archive, residency: residency,
                                   aliases: ChatGLMConfig.weightAliases)
-        let cache = precision == .int8 ? cacheDirectory.map { Int8WeightCache(directory: $0, archive: archive) } : nil
+        let cache = precision.isInt8 ? cacheDirectory.map { Int8WeightCache(directory: $0, archive: archive) } : nil
         let cached = cache?.open()
+        var backend = backend
+        if precision == .int8W8A8 {
+            guard W8A8Backend.isAvailable else {
+                throw UnsupportedConfiguration("--text-encoder-precision int8-w8a8 needs oneDNN's int8 kernels, which this CPU lacks; use int8")
+            }
+            backend = W8A8Backend(base: backend)
+        }
         let encoder = try ChatGLMModel(config: config, weights: loader, precision: precision, int8Cache: cached, backend: backend)
         if let cache, cached == nil {
             // A failed cache write costs only the next start's quantization time.

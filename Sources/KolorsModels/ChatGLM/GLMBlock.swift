@@ -31,7 +31,7 @@ public final class GLMBlock: @unchecked Sendable {
                                 bias: c.addBiasLinear, backend: backend)
         dense4hToH = try Linear(w.scope("mlp.dense_4h_to_h"), in: c.ffnHiddenSize, out: c.hiddenSize,
                                 bias: c.addBiasLinear, backend: backend)
-        if precision == .int8 {
+        if precision.isInt8 {
             // ChatGLM3's quantize(8): the four matrices of every layer, per-row scales; mapped
             // from the cache when it has them.
             for (name, l) in quantizedLinears(prefix: w.prefix) {
