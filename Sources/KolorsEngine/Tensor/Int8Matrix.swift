@@ -10,6 +10,8 @@ public final class Int8Matrix: @unchecked Sendable {
     public let scales: Tensor
     /// Keeps `data` alive: an owned buffer, or the file it is mapped from.
     private let owner: AnyObject
+    /// The mapping `data` lives in, when it is mapped.
+    private let source: MappedTensor?
 
     private final class Buffer {
         let pointer: UnsafeMutablePointer<Int8>
@@ -26,6 +28,7 @@ public final class Int8Matrix: @unchecked Sendable {
         owner = buffer
         data = UnsafePointer(buffer.pointer)
         scales = Tensor(shape: [rows], zeroed: false)
+        source = nil
         let q = buffer.pointer, s = scales.pointer, n = cols
         parallelFor(rows, grain: 16) { r in
             let row = Tensor(shape: [n], zeroed: false)
@@ -34,6 +37,7 @@ public final class Int8Matrix: @unchecked Sendable {
                 kk_quantize_row_int8(row.pointer, q + i * n, n, s + i)
             }
         }
+        weight.releasePages()  // the fp16 source is no longer needed in memory
     }
 
     /// An int8 matrix stored in a safetensors file (our quantized-weight cache).
@@ -44,7 +48,11 @@ public final class Int8Matrix: @unchecked Sendable {
         data = mapped.data.assumingMemoryBound(to: Int8.self)
         self.scales = scales
         owner = mapped.file
+        source = mapped
     }
+
+    /// Drops a mapped matrix's pages from this process (they stay in the page cache).
+    public func releasePages() { source?.releasePages() }
 
     /// Rows `range` as float32 (q · scale) into `dst`.
     public func dequantizeRows(_ range: Range<Int>, into dst: UnsafeMutablePointer<Float>) {

@@ -65,7 +65,11 @@ public final class Weight: @unchecked Sendable {
 
     /// Drops a mapped weight's pages from this process (see `MappedTensor.releasePages`).
     public func releasePages() {
-        if case .mapped(let m) = storage { m.releasePages() }
+        switch storage {
+        case .mapped(let m): m.releasePages()
+        case .int8(let q): q.releasePages()
+        case .float32: break
+        }
     }
 
     /// Bytes this weight keeps in process memory (mapped weights count as 0: the page cache
