@@ -72,6 +72,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
     var threads: Int?
 
+    @Flag(name: .long, help: "Decode in overlapping 512-pixel tiles, blended as diffusers' vae.enable_tiling() does: bounded memory for large images.")
+    var vaeTiling = false
+
     @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
     var variant: WeightVariant = .fp16
 
@@ -133,6 +136,7 @@ struct GenerateCommand: ParsableCommand {
         request.scheduler = kind
         request.imagesPerPrompt = numImages
         request.strength = strength
+        request.vaeTileLatent = vaeTiling ? 64 : nil
         if let image {
             do {
                 request.initImage = try PNGFile.read(image).image

@@ -152,6 +152,9 @@ struct VAEDecodeBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "vae-decode", abstract: "Time one VAE decode.")
     @OptionGroup var options: ModelBenchOptions
 
+    @Flag(name: .long, help: "Decode in overlapping 512-pixel tiles (diffusers' tiled_decode).")
+    var tiling = false
+
     func run() throws {
         EngineThreads.configure(options.threads)
         let model = try DiffusersModel(options.model)
@@ -159,10 +162,13 @@ struct VAEDecodeBench: ParsableCommand {
         let z = Tensor(shape: [1, vae.config.latentChannels, options.height / 8, options.width / 8], zeroed: false)
         var g = SystemRandomNumberGenerator()
         for i in 0..<z.count { z.pointer[i] = Float.random(in: -3...3, using: &g) }
-        let (median, _) = try measure(repeats: options.repeats, label: "vae-decode") { _ = try vae.decode(z) }
+        let (median, _) = try measure(repeats: options.repeats, label: "vae-decode") {
+            _ = tiling ? try vae.tiledDecode(z, tileLatent: 64) : try vae.decode(z)
+        }
         printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
+                       ("tiling", tiling ? "512px" : "off"),
                        ("precision", options.precision), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("peak_rss_mib", peakRSSMiB())])
     }

@@ -44,3 +44,19 @@ struct VAEParityTests {
         #expect(relativeError(try vae.encode(try refs["image"]).mean, try refs["mean_from_fp16"]) <= Self.tolerance)
     }
 }
+
+@Suite("VAE tiled decode")
+struct VAETilingTests {
+    @Test("equals diffusers' tiled_decode (2×4 overlapping tiles, partial edge tiles)")
+    func matchesDiffusers() throws {
+        let refs = try Fixtures.References("vae_tiling.safetensors")
+        let vae = try AutoencoderKL.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full, encoder: false)
+        let tiled = try vae.tiledDecode(try refs["latents"], tileLatent: 4)
+        let want = try refs["tiled_decoded"]
+        #expect(tiled.shape == want.shape)
+        #expect(relativeError(tiled, want) <= 1e-4, "relative error \(relativeError(tiled, want))")
+        // One tile covering everything is the plain decode.
+        let whole = try vae.tiledDecode(try refs["latents"], tileLatent: 16)
+        #expect(relativeError(whole, try vae.decode(try refs["latents"])) <= 1e-6)
+    }
+}

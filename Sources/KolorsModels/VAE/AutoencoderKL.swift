@@ -84,3 +84,112 @@ public final class AutoencoderKL: @unchecked Sendable {
         return try decoder(input, cancel: cancel, probe: probe)
     }
 }
+
+extension AutoencoderKL {
+    /// diffusers' `AutoencoderKL.tiled_decode`, exactly: overlapping latent tiles of
+    /// `tileLatent` cells (diffusers: `tile_latent_min_size`, 128 for Kolors, i.e. 1024-pixel
+    /// tiles) decoded one at a time, blended linearly over `overlapFactor` of a tile (in place,
+    /// in diffusers' order), and cropped. Peak memory is that of one tile, whatever the image size.
+    public func tiledDecode(_ z: Tensor, tileLatent: Int, overlapFactor: Double = 0.25,
+                            cancel: CancellationToken? = nil) throws -> Tensor {
+        guard let decoder else { preconditionFailure("AutoencoderKL built without a decoder") }
+        let (b, c, h, w) = (z.shape[0], z.shape[1], z.shape[2], z.shape[3])
+        let tileSample = tileLatent * config.scaleFactor
+        let overlap = Int(Double(tileLatent) * (1 - overlapFactor))
+        let blendExtent = Int(Double(tileSample) * overlapFactor)
+        let rowLimit = tileSample - blendExtent
+        precondition(overlap > 0, "tiledDecode: tiles of \(tileLatent) latent cells are too small")
+
+        // Decode every tile.
+        var rows: [[Tensor]] = []
+        for i in stride(from: 0, to: h, by: overlap) {
+            var row: [Tensor] = []
+            for j in stride(from: 0, to: w, by: overlap) {
+                try cancel?.check()
+                var tile = Self.window(z, top: i, left: j, height: min(tileLatent, h - i), width: min(tileLatent, w - j))
+                if let postQuantConv { tile = postQuantConv(tile) }
+                row.append(try decoder(tile, cancel: cancel, probe: nil))
+            }
+            rows.append(row)
+        }
+        // Blend with the tile above and the tile to the left (both already blended), crop, place.
+        var pieces: [[Tensor]] = []
+        for i in rows.indices {
+            var out: [Tensor] = []
+            for j in rows[i].indices {
+                let tile = rows[i][j]
+                if i > 0 { Self.blendVertical(rows[i - 1][j], into: tile, extent: blendExtent) }
+                if j > 0 { Self.blendHorizontal(rows[i][j - 1], into: tile, extent: blendExtent) }
+                out.append(Self.window(tile, top: 0, left: 0, height: min(rowLimit, tile.shape[2]), width: min(rowLimit, tile.shape[3])))
+            }
+            pieces.append(out)
+        }
+        let outH = pieces.reduce(0) { $0 + $1[0].shape[2] }, outW = pieces[0].reduce(0) { $0 + $1.shape[3] }
+        let channels = pieces[0][0].shape[1]
+        let result = Tensor(shape: [b, channels, outH, outW], zeroed: false)
+        var top = 0
+        for row in pieces {
+            var left = 0
+            for piece in row {
+                Self.place(piece, into: result, top: top, left: left)
+                left += piece.shape[3]
+            }
+            top += row[0].shape[2]
+        }
+        _ = c
+        return result
+    }
+
+    /// x[:, :, top..<top+height, left..<left+width] as a new tensor.
+    static func window(_ x: Tensor, top: Int, left: Int, height: Int, width: Int) -> Tensor {
+        let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let out = Tensor(shape: [b, c, height, width], zeroed: false)
+        for p in 0..<(b * c) {
+            for y in 0..<height {
+                (out.pointer + (p * height + y) * width).update(from: x.pointer + (p * h + top + y) * w + left, count: width)
+            }
+        }
+        return out
+    }
+
+    /// Copies `piece` into `dst` at (top, left).
+    static func place(_ piece: Tensor, into dst: Tensor, top: Int, left: Int) {
+        let (b, c, ph, pw) = (piece.shape[0], piece.shape[1], piece.shape[2], piece.shape[3])
+        let (h, w) = (dst.shape[2], dst.shape[3])
+        for p in 0..<(b * c) {
+            for y in 0..<ph {
+                (dst.pointer + (p * h + top + y) * w + left).update(from: piece.pointer + (p * ph + y) * pw, count: pw)
+            }
+        }
+    }
+
+    /// diffusers' `blend_v`: the first rows of `b` fade in from the last rows of `a`, in place.
+    static func blendVertical(_ a: Tensor, into b: Tensor, extent: Int) {
+        let e = min(a.shape[2], b.shape[2], extent)
+        let planes = b.shape[0] * b.shape[1]
+        let (ah, bh, aw, bw) = (a.shape[2], b.shape[2], a.shape[3], b.shape[3])
+        for y in 0..<e {
+            let t = Float(Double(y) / Double(e)), s = Float(1 - Double(y) / Double(e))
+            for p in 0..<planes {
+                let ar = a.pointer + (p * ah + ah - e + y) * aw, br = b.pointer + (p * bh + y) * bw
+                for x in 0..<min(aw, bw) { br[x] = ar[x] * s + br[x] * t }
+            }
+        }
+    }
+
+    /// diffusers' `blend_h`: the first columns of `b` fade in from the last columns of `a`, in place.
+    static func blendHorizontal(_ a: Tensor, into b: Tensor, extent: Int) {
+        let e = min(a.shape[3], b.shape[3], extent)
+        let planes = b.shape[0] * b.shape[1]
+        let (ah, bh, aw, bw) = (a.shape[2], b.shape[2], a.shape[3], b.shape[3])
+        for p in 0..<planes {
+            for y in 0..<min(ah, bh) {
+                let ar = a.pointer + (p * ah + y) * aw + aw - e, br = b.pointer + (p * bh + y) * bw
+                for x in 0..<e {
+                    let t = Float(Double(x) / Double(e)), s = Float(1 - Double(x) / Double(e))
+                    br[x] = ar[x] * s + br[x] * t
+                }
+            }
+        }
+    }
+}

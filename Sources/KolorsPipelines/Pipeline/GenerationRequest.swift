@@ -27,6 +27,10 @@ public struct GenerationRequest: Sendable {
     public var targetSize: (height: Int, width: Int)?
     /// Decode to pixels (false returns latents only, like output_type="latent").
     public var decode = true
+    /// Decode in overlapping tiles of this many latent cells (diffusers' `vae.enable_tiling()`
+    /// with `tile_latent_min_size`; 64 = 512-pixel tiles): bounded memory for large images, with
+    /// seams blended as diffusers does. nil decodes the whole latent at once (the default).
+    public var vaeTileLatent: Int?
     /// An IP-Adapter-Plus image prompt (diffusers' `load_ip_adapter` + `ip_adapter_image`).
     public var ipAdapter: IPAdapterInput?
     /// LoRAs applied to the UNet, each with its adapter weight (`set_adapters(names, weights)`).

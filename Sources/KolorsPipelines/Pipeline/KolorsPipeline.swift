@@ -291,7 +291,13 @@ public final class KolorsPipeline: @unchecked Sendable {
         let scaled = Tensor(shape: latents.shape, zeroed: false)
         let sf = vaeConfig.scalingFactor
         for k in 0..<latents.count { scaled.pointer[k] = latents.pointer[k] / sf }
-        let decoded = try timed("vae_decode") { try vae.decode(scaled, cancel: cancel) }
+        let decoded = try timed("vae_decode") {
+            // diffusers tiles only when the latent exceeds a tile.
+            if let tile = request.vaeTileLatent, scaled.shape[2] > tile || scaled.shape[3] > tile {
+                return try vae.tiledDecode(scaled, tileLatent: tile, cancel: cancel)
+            }
+            return try vae.decode(scaled, cancel: cancel)
+        }
         let (pixels, images) = ImageConversion.postprocess(decoded)
         return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
     }
