@@ -28,6 +28,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// 2-D convolution, NCHW input [B, Cin, H, W], weight [Cout, Cin, kh, kw].
     func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor
 
+    /// `conv2d` of `x` upsampled 2× by nearest neighbour (diffusers' Upsample2D), which a
+    /// backend may compute without materialising the 4× larger input.
+    func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor
+
     /// Scaled dot-product attention. q [B, Lq, H·D], k and v [B, Lk, Hkv·D] with H a multiple
     /// of Hkv (query head h uses K/V head h / (H/Hkv), as grouped/multi-query attention does).
     /// Output [B, Lq, H·D]. Memory stays bounded: queries are processed in chunks.
@@ -36,6 +40,13 @@ public protocol ComputeBackend: AnyObject, Sendable {
 
     /// Plain matrix product C[M,N] = A[M,K] · B (B is [K,N], or [N,K] when `transposeB`).
     func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor
+}
+
+extension ComputeBackend {
+    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        conv2d(upsampleNearest(x, height: x.shape[2] * 2, width: x.shape[3] * 2), weight: weight, bias: bias,
+               stride: stride, padding: padding)
+    }
 }
 
 /// The backends this build has.

@@ -57,6 +57,10 @@ public final class W8A8Backend: ComputeBackend, @unchecked Sendable {
         base.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
 
+    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        base.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?) -> Tensor {
         base.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)

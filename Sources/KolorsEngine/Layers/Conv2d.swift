@@ -30,4 +30,9 @@ public final class Conv2d: @unchecked Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         backend.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
+
+    /// This convolution applied to `x` upsampled 2× by nearest neighbour.
+    public func upsampled2x(_ x: Tensor) -> Tensor {
+        backend.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
 }

@@ -26,6 +26,7 @@ public final class Upsample2D: @unchecked Sendable {
 
     public func callAsFunction(_ x: Tensor, outputSize: (Int, Int)? = nil) -> Tensor {
         let (h, w) = outputSize ?? (x.shape[2] * 2, x.shape[3] * 2)
+        if h == x.shape[2] * 2 && w == x.shape[3] * 2 { return conv.upsampled2x(x) }
         return conv(upsampleNearest(x, height: h, width: w))
     }
 }
