@@ -101,13 +101,17 @@ void kk_upsample_nearest(const float *x, size_t C, size_t H, size_t W,
 // ---- Winograd F(4x4, 3x3) (3x3 kernels, stride 1, padding 1; see winograd.c) ----------
 /// Input transform of tile rows [ty0, ty1) of one image x [cin, H, W] (read as its 2x nearest
 /// upsampling when upsample2x, so Upsample2D's conv never materialises the big tensor), for
-/// channels [c0, c1): V [36][cin][(ty1-ty0)*tiles_x], tiles_x = ceil(width/4).
+/// channels [c0, c1): V [36][cin][ld], this block's (ty1-ty0)*tiles_x tiles in columns from
+/// col0 (several images can share one V), tiles_x = ceil(width/4).
 void kk_winograd43_input(const float *x, size_t H, size_t W, int upsample2x, size_t tiles_x,
-                         size_t ty0, size_t ty1, size_t c0, size_t c1, size_t cin, float *V);
-/// Output transform of M [36][cout][(ty1-ty0)*tiles_x] for output channels [co0, co1), plus
-/// bias (may be NULL), written into y [cout, oh, ow] (tiles cropped at the edges).
-void kk_winograd43_output(const float *M, size_t cout, size_t tiles_x, size_t ty0, size_t ty1,
-                          const float *bias, size_t co0, size_t co1, float *y, size_t oh, size_t ow);
+                         size_t ty0, size_t ty1, size_t c0, size_t c1, size_t cin, float *V,
+                         size_t ld, size_t col0);
+/// Output transform of M [36][cout][ld] (tile rows [ty0, ty1) in columns from col0) for output
+/// channels [co0, co1), plus bias (may be NULL), written into one image y [cout, oh, ow]
+/// (tiles cropped at the edges).
+void kk_winograd43_output(const float *M, size_t ld, size_t col0, size_t cout, size_t tiles_x,
+                          size_t ty0, size_t ty1, const float *bias, size_t co0, size_t co1,
+                          float *y, size_t oh, size_t ow);
 /// Kernel transform U [36][cout][cin] = G g Gᵀ of w [cout][cin][3][3], rows [co0, co1).
 void kk_winograd43_weights(const float *w, size_t cout, size_t cin, size_t co0, size_t co1, float *U);
 /// Transpose a [rows, cols] matrix into [cols, rows].

@@ -167,37 +167,51 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let u = Tensor(shape: [36, cout, cin], zeroed: false)
         let up = u.pointer, wp = wf.pointer
         parallelFor(cout, grain: 8) { r in kk_winograd43_weights(wp, cout, cin, r.lowerBound, r.upperBound, up) }
-        let bytesPerTileRow = tilesX * 36 * (cin + cout) * 4
-        let rowsPerBlock = max(1, min(tilesY, winogradBudget / max(1, bytesPerTileRow)))
-        let v = Tensor(shape: [36 * cin * rowsPerBlock * tilesX], zeroed: false)
-        let m = Tensor(shape: [36 * cout * rowsPerBlock * tilesX], zeroed: false)
+        // Blocks of work: whole images together while they fit the budget (wider products),
+        // else tile rows of one image.
+        let tilesPerImage = tilesX * tilesY
+        let capacity = max(tilesX, winogradBudget / max(1, 36 * (cin + cout) * 4))
+        let imagesPerBlock = max(1, min(b, capacity / tilesPerImage))
+        let rowsPerBlock = capacity >= tilesPerImage ? tilesY : max(1, capacity / tilesX)
+        let maxColumns = imagesPerBlock * rowsPerBlock * tilesX
+        let v = Tensor(shape: [36 * cin * maxColumns], zeroed: false)
+        let m = Tensor(shape: [36 * cout * maxColumns], zeroed: false)
         let y = Tensor(shape: [b, cout, oh, ow], zeroed: false)
-        let vp = v.pointer, mp = m.pointer, bp = bias?.pointer
+        let vp = v.pointer, mp = m.pointer, bp = bias?.pointer, xp = x.pointer, yp = y.pointer
         let split = max(1, EngineThreads.count)
-        for bi in 0..<b {
-            let xb = x.pointer + bi * cin * h * w, yb = y.pointer + bi * cout * oh * ow
+        var b0 = 0
+        while b0 < b {
+            let b1 = min(b, b0 + imagesPerBlock)
             var ty0 = 0
             while ty0 < tilesY {
                 let ty1 = min(tilesY, ty0 + rowsPerBlock)
-                let tb = (ty1 - ty0) * tilesX
+                let perImage = (ty1 - ty0) * tilesX
+                let ld = (b1 - b0) * perImage
                 parallelFor(cin, grain: max(1, cin / (4 * split))) { r in
-                    kk_winograd43_input(xb, h, w, upsample ? 1 : 0, tilesX, ty0, ty1, r.lowerBound, r.upperBound, cin, vp)
+                    for bi in b0..<b1 {
+                        kk_winograd43_input(xp + bi * cin * h * w, h, w, upsample ? 1 : 0, tilesX, ty0, ty1,
+                                            r.lowerBound, r.upperBound, cin, vp, ld, (bi - b0) * perImage)
+                    }
                 }
                 // The 36 products are independent: one per core at a time, single-threaded BLAS.
                 withSingleThreadedBLAS(split > 1) {
                     parallelFor(36) { r in
                         for xi in r {
-                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(tb), Int32(cin),
-                                        1, up + xi * cout * cin, Int32(cin), vp + xi * cin * tb, Int32(tb),
-                                        0, mp + xi * cout * tb, Int32(tb))
+                            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(cout), Int32(ld), Int32(cin),
+                                        1, up + xi * cout * cin, Int32(cin), vp + xi * cin * ld, Int32(ld),
+                                        0, mp + xi * cout * ld, Int32(ld))
                         }
                     }
                 }
                 parallelFor(cout, grain: max(1, cout / (4 * split))) { r in
-                    kk_winograd43_output(mp, cout, tilesX, ty0, ty1, bp, r.lowerBound, r.upperBound, yb, oh, ow)
+                    for bi in b0..<b1 {
+                        kk_winograd43_output(mp, ld, (bi - b0) * perImage, cout, tilesX, ty0, ty1, bp,
+                                             r.lowerBound, r.upperBound, yp + bi * cout * oh * ow, oh, ow)
+                    }
                 }
                 ty0 = ty1
             }
+            b0 = b1
         }
         return y
     }
