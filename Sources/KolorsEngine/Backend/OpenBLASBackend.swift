@@ -1,3 +1,4 @@
+import Foundation
 import CKolorsKernels
 import COpenBLAS
 
@@ -14,7 +15,8 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     public var im2colBudget = 64 << 20
     /// 3×3 stride-1 padding-1 convolutions use Winograd F(4×4, 3×3) (4× fewer multiplies;
     /// float32 error stays within the parity tolerances). Off: im2col + GEMM for every conv.
-    public var winograd = true
+    /// `KOLORS_WINOGRAD=0` in the environment turns it off (for A/B measurements).
+    public var winograd = ProcessInfo.processInfo.environment["KOLORS_WINOGRAD"] != "0"
     /// Bytes of Winograd transform buffers (input and product tiles) per convolution call.
     public var winogradBudget = 64 << 20
 
@@ -95,7 +97,8 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let ow = (w + padding.left + padding.right - kw) / stride + 1
         precondition(oh > 0 && ow > 0, "conv2d: output would be empty for input \(x.shape)")
         let wf = weight.float32()  // conv weights are small enough to keep float32
-        if winogradApplies(kh: kh, kw: kw, stride: stride, padding: padding) {
+        if winogradApplies(kh: kh, kw: kw, stride: stride, padding: padding)
+            && winogradPaysOff(batch: b, height: oh, width: ow, outChannels: cout) {
             return winogradConv(x, wf, bias, upsample: false)
         }
         let y = Tensor(shape: [b, cout, oh, ow], zeroed: false)
@@ -140,7 +143,8 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
         guard x.rank == 4, weight.shape.count == 4,
-              winogradApplies(kh: weight.shape[2], kw: weight.shape[3], stride: stride, padding: padding) else {
+              winogradApplies(kh: weight.shape[2], kw: weight.shape[3], stride: stride, padding: padding),
+              winogradPaysOff(batch: x.shape[0], height: 2 * x.shape[2], width: 2 * x.shape[3], outChannels: weight.shape[0]) else {
             return conv2d(upsampleNearest(x, height: x.shape[2] * 2, width: x.shape[3] * 2), weight: weight,
                           bias: bias, stride: stride, padding: padding)
         }
@@ -152,6 +156,14 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     private func winogradApplies(kh: Int, kw: Int, stride: Int, padding: Padding2D) -> Bool {
         winograd && kh == 3 && kw == 3 && stride == 1 && padding == .symmetric(1)
+    }
+
+    /// The transformed kernels (36 · Cout · Cin floats, 4× the kernel) are rebuilt per call, so
+    /// Winograd is used where the tiles outnumber half the output channels: everywhere in the
+    /// VAE, not for the UNet's 1280-channel 32² convolutions (im2col is as fast there and the
+    /// 236 MB of transformed kernels would only add to peak memory).
+    private func winogradPaysOff(batch: Int, height: Int, width: Int, outChannels: Int) -> Bool {
+        2 * batch * ((height + 3) / 4) * ((width + 3) / 4) >= outChannels
     }
 
     /// 3×3 convolution, stride 1, padding 1, of `x` (or of its 2× nearest upsampling) as 36
