@@ -327,6 +327,28 @@ void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16_bits(src[i]);
 }
 
+static inline __attribute__((always_inline)) void round_bf16_body(const float *src, float *dst, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, &src[i], 4);
+        uint32_t r = (x + 0x7FFFu + ((x >> 16) & 1u)) & 0xFFFF0000u;
+        uint32_t q = (x | 0x00400000u) & 0xFFFF0000u;                 // quiet nan
+        uint32_t v = (x & 0x7FFFFFFFu) > 0x7F800000u ? q : r;
+        memcpy(&dst[i], &v, 4);
+    }
+}
+
+#if KK_X86
+KK_AVX2 static void round_bf16_avx2(const float *src, float *dst, size_t n) { round_bf16_body(src, dst, n); }
+#endif
+
+void kk_round_bf16(const float *src, float *dst, size_t n) {
+#if KK_X86
+    if (kk_has_avx2()) { round_bf16_avx2(src, dst, n); return; }
+#endif
+    round_bf16_body(src, dst, n);
+}
+
 void kk_exp(const float *in, float *out, size_t n) {
 #if KK_X86
     if (kk_has_avx2()) { exp_avx2(in, out, n); return; }

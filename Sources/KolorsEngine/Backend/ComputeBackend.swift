@@ -53,4 +53,6 @@ extension ComputeBackend {
 public enum Backends {
     /// float32 on OpenBLAS: the parity path.
     public static let float32: ComputeBackend = OpenBLASBackend()
+    /// bf16 operands with float32 sums: oneDNN's bf16 matmul where the CPU has it.
+    public static let bfloat16: ComputeBackend = BFloat16Backend()
 }

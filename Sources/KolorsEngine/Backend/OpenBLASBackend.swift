@@ -2,9 +2,13 @@ import Foundation
 import CKolorsKernels
 import COpenBLAS
 
-/// float32 compute on OpenBLAS (cblas_sgemm) plus our vectorised C kernels.
+/// float32 compute on OpenBLAS (cblas_sgemm) plus our vectorised C kernels. With
+/// `bf16Operands` every product (linear, convolution, attention, matmul) first rounds both
+/// operands to bfloat16 (nearest even) and then sums in float32: the arithmetic of a bf16
+/// matmul with fp32 accumulation, on CPUs that have no bf16 instructions.
 public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
-    public let name = "fp32-openblas"
+    public let bf16Operands: Bool
+    public var name: String { bf16Operands ? "bf16-operands-openblas" : "fp32-openblas" }
 
     /// Bytes of a mapped (fp16/bf16) weight converted to float32 per GEMM call in `linear`
     /// (64 MiB: 4096 rows of a 4096-wide matrix; large blocks keep the GEMM efficient).
@@ -20,7 +24,10 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     /// Bytes of Winograd transform buffers (input and product tiles) per convolution call.
     public var winogradBudget = 64 << 20
 
-    public init() {}
+    public init(bf16Operands: Bool = false) { self.bf16Operands = bf16Operands }
+
+    /// `t` as a product operand: itself, or rounded to bfloat16 values in bf16 mode.
+    private func operand(_ t: Tensor) -> Tensor { bf16Operands ? roundedToBFloat16(t) : t }
 
     // MARK: linear
 
@@ -30,6 +37,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     private func linearImpl(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
         precondition(weight.shape.count == 2, "linear weight must be 2-D, got \(weight.shape)")
+        let x = operand(x)
         let n = weight.shape[0], k = weight.shape[1]
         precondition(x.shape.last == k, "linear: input \(x.shape) does not end in \(k)")
         let m = x.count / k
@@ -47,6 +55,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let beta: Float = bias == nil ? 0 : 1
         switch weight.storage {
         case .float32(let w):
+            let w = operand(w)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k),
                         1, x.pointer, Int32(k), w.pointer, Int32(k), beta, y.pointer, Int32(n))
         case .mapped, .int8:
@@ -57,8 +66,10 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
             while r0 < n {
                 let rows = min(chunk, n - r0)
                 let sp = scratch.pointer
+                let round = bf16Operands
                 parallelFor(rows, grain: 16) { rr in
                     weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: sp + rr.lowerBound * k)
+                    if round { kk_round_bf16(sp + rr.lowerBound * k, sp + rr.lowerBound * k, rr.count * k) }
                 }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(rows), Int32(k),
                             1, x.pointer, Int32(k), scratch.pointer, Int32(k), beta, y.pointer + r0, Int32(n))
@@ -75,6 +86,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let m = a.shape[0], k = a.shape[1]
         let n = transposeB ? b.shape[0] : b.shape[1]
         precondition((transposeB ? b.shape[1] : b.shape[0]) == k, "matmul: \(a.shape) × \(b.shape)")
+        let a = operand(a), b = operand(b)
         let c = Tensor(shape: [m, n], zeroed: false)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(k), b.pointer, Int32(b.shape[1]),
@@ -96,7 +108,8 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         let oh = (h + padding.top + padding.bottom - kh) / stride + 1
         let ow = (w + padding.left + padding.right - kw) / stride + 1
         precondition(oh > 0 && ow > 0, "conv2d: output would be empty for input \(x.shape)")
-        let wf = weight.float32()  // conv weights are small enough to keep float32
+        let x = operand(x)
+        let wf = operand(weight.float32())  // conv weights are small enough to keep float32
         if winogradApplies(kh: kh, kw: kw, stride: stride, padding: padding)
             && winogradPaysOff(batch: b, height: oh, width: ow, outChannels: cout) {
             return winogradConv(x, wf, bias, upsample: false)
@@ -149,7 +162,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
                           bias: bias, stride: stride, padding: padding)
         }
         precondition(weight.shape[1] == x.shape[1], "conv2d: input has \(x.shape[1]) channels, weight expects \(weight.shape[1])")
-        return OpProfiler.shared.measure("conv2d") { winogradConv(x, weight.float32(), bias, upsample: true) }
+        return OpProfiler.shared.measure("conv2d") { winogradConv(operand(x), operand(weight.float32()), bias, upsample: true) }
     }
 
     // MARK: Winograd F(4×4, 3×3)
@@ -239,7 +252,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?) -> Tensor {
         OpProfiler.shared.measure("attention") {
-            attentionImpl(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
+            attentionImpl(q: operand(q), k: operand(k), v: operand(v), heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
         }
     }
 

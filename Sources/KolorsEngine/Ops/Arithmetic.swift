@@ -58,3 +58,11 @@ public func addPerChannel(_ x: Tensor, _ v: Tensor) {
         }
     }
 }
+
+/// `x` rounded to the nearest bfloat16 values (ties to even, as torch's `.bfloat16()`), as float32.
+public func roundedToBFloat16(_ x: Tensor) -> Tensor {
+    let y = Tensor(shape: x.shape, zeroed: false)
+    let px = x.pointer, py = y.pointer
+    parallelFor(x.count, grain: 1 << 16) { r in kk_round_bf16(px + r.lowerBound, py + r.lowerBound, r.count) }
+    return y
+}
