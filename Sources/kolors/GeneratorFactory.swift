@@ -9,6 +9,7 @@ import KolorsStudioCore
 /// that the embedded demo checkpoint (the project's tiny random-weight model), flagged as a demo
 /// so the studio says so on screen. Runs on a background queue.
 func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: TextEncoderPrecision = .fp16,
+                         precision: ComputePrecision = .fp32,
                          progress: @escaping @Sendable (GenerationEvent) -> Void) throws -> any ImageGenerator {
     EngineThreads.configure(request.threads)
     let spec: String
@@ -25,7 +26,7 @@ func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: Text
     }
     progress(.loading("checkpoint", fraction: nil))
     let model = try DiffusersModel(spec)
-    let pipeline = try KolorsPipeline(model: model, textEncoderPrecision: textEncoderPrecision)
+    let pipeline = try KolorsPipeline(model: model, textEncoderPrecision: textEncoderPrecision, backend: precision.backend)
     let description = isDemo
         ? "demo checkpoint (random weights)"
         : "\(GenerateCommand.displayName(of: model.root)) (\(model.root))"

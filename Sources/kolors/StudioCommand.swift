@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KolorsEngine
 import KolorsModels
 import KolorsPipelines
 import KolorsStudio
@@ -41,6 +42,9 @@ struct StudioCommand: ParsableCommand {
 
     @Option(help: "Colour theme: dark, light, high-contrast, or a path to a .theme file (F2 switches).")
     var theme: String?
+
+    @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums) or auto — bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
+    var precision: ComputePrecision = .automatic
 
     @Option(help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
@@ -125,8 +129,10 @@ struct StudioCommand: ParsableCommand {
             let delay = Double(spec.split(separator: ":").dropFirst().first ?? "") ?? 0.05
             factory = { _, _ in TestPatternGenerator(stepDelay: delay) }
         } else {
-            let precision = textEncoderPrecision
-            factory = { request, progress in try makeStudioGenerator(request, textEncoderPrecision: precision, progress: progress) }
+            let (precision, compute) = (textEncoderPrecision, self.precision)
+            factory = { request, progress in
+                try makeStudioGenerator(request, textEncoderPrecision: precision, precision: compute, progress: progress)
+            }
         }
         let code: Int32
         do {

@@ -20,9 +20,14 @@ enum CLI {
         let stderr: String
     }
 
+    /// Runs `kolors arguments…`. `generate` runs get `--precision fp32` unless they name one:
+    /// the parity checks hold float32 to diffusers' float32, and the default precision is bf16
+    /// on CPUs with AVX512-BF16.
     static func run(_ arguments: [String], cwd: String? = nil) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
+        var arguments = arguments
+        if arguments.first == "generate" && !arguments.contains("--precision") { arguments += ["--precision", "fp32"] }
         process.arguments = arguments
         if let cwd { process.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         let out = Pipe(), err = Pipe()

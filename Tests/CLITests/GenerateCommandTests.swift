@@ -50,6 +50,32 @@ struct GenerateCommandTests {
         #expect((num / den).squareRoot() <= 1e-4)
     }
 
+    @Test("--precision bf16 computes with bf16 operands: near diffusers' float32 latents, not equal to them")
+    func bf16Precision() throws {
+        let dir = try TemporaryDirectory()
+        let result = try CLI.run(["generate", "--model", CLI.tinyKolors, "--prompt",
+                                  "A photo of an astronaut riding a horse on the moon, highly detailed",
+                                  "--steps", "5", "--seed", "0", "--variant", "full", "--precision", "bf16",
+                                  "--output", dir.path + "/out.png", "--save-latents", dir.path + "/latents.npy"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let npy = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/latents.npy"))
+        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
+        let floats = npy[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let refs = try SafetensorsFile(path: CLI.fixture("references/pipelines.safetensors"))
+        let latents = try refs.mapped("t2i-euler.final_latents").toFloat32()
+        try #require(floats.count == latents.count)
+        var num = 0.0, den = 0.0
+        for k in 0..<floats.count {
+            num += Double(floats[k] - latents.pointer[k]) * Double(floats[k] - latents.pointer[k])
+            den += Double(latents.pointer[k]) * Double(latents.pointer[k])
+        }
+        let err = (num / den).squareRoot()
+        #expect(err >= 1e-4 && err <= 5e-2, "bf16 final latents vs diffusers float32: relative error \(err)")
+
+        let bad = try CLI.run(["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--precision", "fp8"])
+        #expect(bad.status != 0 && bad.stderr.contains("precision"), "\(bad.stderr)")
+    }
+
     @Test("several prompts and images: -0, -1 … names, Chinese prompts in iTXt")
     func batchNames() throws {
         let dir = try TemporaryDirectory()
