@@ -78,8 +78,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
     var variant: WeightVariant = .fp16
 
-    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums) or auto — bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: ComputePrecision = .automatic
+    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
+    var precision: PrecisionOption = .auto
 
     @Option(name: .long, help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
@@ -166,7 +166,7 @@ struct GenerateCommand: ParsableCommand {
         }
 
         let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant,
-                                          textEncoderPrecision: textEncoderPrecision, backend: precision.backend)
+                                          textEncoderPrecision: textEncoderPrecision, backend: precision.resolved.backend)
         try pipeline.validate(request)
         let outW = request.initImage.map { $0.width - $0.width % 8 } ?? request.width ?? pipeline.defaultSize
         let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
@@ -327,4 +327,9 @@ enum NumpyFile {
 }
 
 extension TextEncoderPrecision: ExpressibleByArgument {}
-extension ComputePrecision: ExpressibleByArgument {}
+
+/// `--precision`: auto (bf16 where the CPU multiplies bf16 natively, else fp32), fp32 or bf16.
+enum PrecisionOption: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case auto, fp32, bf16
+    var resolved: ComputePrecision { self == .auto ? .automatic : ComputePrecision(rawValue: rawValue)! }
+}

@@ -24,8 +24,8 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
     var threads: Int?
 
-    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums) or auto — bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: ComputePrecision = .automatic
+    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
+    var precision: PrecisionOption = .auto
 
     @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
@@ -88,7 +88,7 @@ struct UNetBench: ParsableCommand {
     func run() throws {
         EngineThreads.configure(options.threads)
         let model = try DiffusersModel(options.model)
-        let unet = try UNet2DConditionModel.load(from: model, backend: options.precision.backend)
+        let unet = try UNet2DConditionModel.load(from: model, backend: options.precision.resolved.backend)
         let c = unet.config
         let (h, w, b) = (options.height / 8, options.width / 8, options.batch)
         var g = SystemRandomNumberGenerator()
@@ -110,7 +110,7 @@ struct UNetBench: ParsableCommand {
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
-                       ("precision", options.precision.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.precision.resolved.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("gflops", flops / median / 1e9), ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -125,7 +125,7 @@ struct TextEncoderBench: ParsableCommand {
         let model = try DiffusersModel(options.model)
         let encoder = try ChatGLMModel.load(from: model, precision: options.textEncoderPrecision,
                                             cacheDirectory: Int8WeightCache.defaultDirectory,
-                                            backend: options.precision.backend)
+                                            backend: options.precision.resolved.backend)
         let cfg = encoder.config
         let ids = (0..<256).map { 2 + ($0 * 7919) % 2000 }
         let (median, _) = try measure(repeats: options.repeats, label: "text-encoder") {
@@ -140,7 +140,7 @@ struct TextEncoderBench: ParsableCommand {
         printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s, peak RSS %.0f MiB",
                      median, flops / median / 1e9, peakRSSMiB()))
-        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.rawValue),
+        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue),
                        ("weights", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
                        ("peak_rss_mib", peakRSSMiB())])
@@ -158,7 +158,7 @@ struct VAEDecodeBench: ParsableCommand {
     func run() throws {
         EngineThreads.configure(options.threads)
         let model = try DiffusersModel(options.model)
-        let vae = try AutoencoderKL.load(from: model, encoder: false, backend: options.precision.backend)
+        let vae = try AutoencoderKL.load(from: model, encoder: false, backend: options.precision.resolved.backend)
         let z = Tensor(shape: [1, vae.config.latentChannels, options.height / 8, options.width / 8], zeroed: false)
         var g = SystemRandomNumberGenerator()
         for i in 0..<z.count { z.pointer[i] = Float.random(in: -3...3, using: &g) }
@@ -169,7 +169,7 @@ struct VAEDecodeBench: ParsableCommand {
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
                        ("tiling", tiling ? "512px" : "off"),
-                       ("precision", options.precision.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.precision.resolved.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -241,7 +241,7 @@ struct PipelineBench: ParsableCommand {
         EngineThreads.configure(options.threads)
         let pipeline = try KolorsPipeline(model: try DiffusersModel(options.model),
                                           textEncoderPrecision: options.textEncoderPrecision,
-                                          backend: options.precision.backend)
+                                          backend: options.precision.resolved.backend)
         var request = GenerationRequest(prompt: "a lighthouse at dusk, 黄昏的灯塔, highly detailed")
         request.width = options.width
         request.height = options.height
@@ -264,7 +264,7 @@ struct PipelineBench: ParsableCommand {
         }
         print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
         printJSONLine([("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),
-                       ("precision", options.precision.rawValue), ("text_encoder", options.textEncoderPrecision.rawValue),
+                       ("precision", options.precision.resolved.rawValue), ("text_encoder", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_first", runs[0].seconds), ("seconds_second", runs[1].seconds),
                        ("text_encoder_loads", pipeline.prompts.encoderLoads), ("peak_rss_mib", peakRSSMiB())])
     }

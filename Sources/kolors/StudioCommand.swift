@@ -43,8 +43,8 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Colour theme: dark, light, high-contrast, or a path to a .theme file (F2 switches).")
     var theme: String?
 
-    @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums) or auto — bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: ComputePrecision = .automatic
+    @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
+    var precision: PrecisionOption = .auto
 
     @Option(help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
@@ -129,7 +129,7 @@ struct StudioCommand: ParsableCommand {
             let delay = Double(spec.split(separator: ":").dropFirst().first ?? "") ?? 0.05
             factory = { _, _ in TestPatternGenerator(stepDelay: delay) }
         } else {
-            let (precision, compute) = (textEncoderPrecision, self.precision)
+            let (precision, compute) = (textEncoderPrecision, self.precision.resolved)
             factory = { request, progress in
                 try makeStudioGenerator(request, textEncoderPrecision: precision, precision: compute, progress: progress)
             }
