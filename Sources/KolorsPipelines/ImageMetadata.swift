@@ -16,6 +16,8 @@ public struct ImageRecord: Codable, Sendable, Equatable {
     public var created: String?
     /// Wall time the whole job took, in seconds, when known.
     public var seconds: Double?
+    /// The engine's arithmetic ("fp32", "bf16"): bf16 images differ slightly from fp32 ones.
+    public var precision: String?
 
     public static let currentFormat = "kolors-studio/1"
 

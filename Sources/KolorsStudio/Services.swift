@@ -136,8 +136,9 @@ final class GenerationService: @unchecked Sendable {
                     parameters.loras[k].hash = try? LoRALibrary.shortHash(path: parameters.loras[k].path)
                 }
                 for (i, img) in images.enumerated() {
-                    let record = ImageRecord(parameters: parameters, batchIndex: i, created: created,
+                    var record = ImageRecord(parameters: parameters, batchIndex: i, created: created,
                                              seconds: (seconds * 10).rounded() / 10)
+                    record.precision = g.computePrecision
                     entries.append(try session.add(image: img, record: record))
                 }
                 mailbox.post(.jobSaved(jobID: job.id, entries: entries, final: images.first))

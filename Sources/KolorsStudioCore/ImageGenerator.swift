@@ -41,6 +41,12 @@ public protocol ImageGenerator: Sendable {
     /// CancellationError when cancelled.
     func generate(_ parameters: GenerationParameters, cancel: CancellationToken,
                   events: @escaping @Sendable (GenerationEvent) -> Void) throws -> [RGBImage]
+    /// The engine's arithmetic ("fp32", "bf16"), recorded with each image; nil when not a model.
+    var computePrecision: String? { get }
+}
+
+extension ImageGenerator {
+    public var computePrecision: String? { nil }
 }
 
 /// What the studio hands its generator factory.

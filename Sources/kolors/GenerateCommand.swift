@@ -210,8 +210,9 @@ struct GenerateCommand: ParsableCommand {
                 params.ipAdapter = .init(path: ipAdapter, image: ipImage, scale: ipScale, imageEncoder: imageEncoder)
             }
             params.loras = zip(request.loras, loraHashes).map { .init(path: $0.path, weight: $0.weight, hash: $1) }
-            let record = ImageRecord(parameters: params, batchIndex: i % numImages,
+            var record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
+            record.precision = precision.resolved.rawValue
             try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
             print(paths[i])
         }

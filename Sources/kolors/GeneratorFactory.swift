@@ -30,5 +30,6 @@ func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: Text
     let description = isDemo
         ? "demo checkpoint (random weights)"
         : "\(GenerateCommand.displayName(of: model.root)) (\(model.root))"
-    return PipelineGenerator(pipeline: pipeline, description: description, isDemo: isDemo)
+    return PipelineGenerator(pipeline: pipeline, description: description + " · \(precision.rawValue)", isDemo: isDemo,
+                             precision: precision)
 }

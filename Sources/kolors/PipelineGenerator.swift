@@ -9,12 +9,14 @@ import KolorsStudioCore
 final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
     let pipeline: KolorsPipeline
     let modelDescription: String
+    let computePrecision: String?
     let isDemo: Bool
     private let lock = NSLock()
 
-    init(pipeline: KolorsPipeline, description: String, isDemo: Bool) {
+    init(pipeline: KolorsPipeline, description: String, isDemo: Bool, precision: ComputePrecision = .fp32) {
         self.pipeline = pipeline
         self.modelDescription = description
+        self.computePrecision = precision.rawValue
         self.isDemo = isDemo
     }
 

@@ -29,6 +29,7 @@ struct GenerateCommandTests {
         let parsed = try #require(ImageMetadata.parse(texts))
         #expect(parsed.source == .kolors)
         #expect(parsed.parameters.seed == 0 && parsed.parameters.steps == 5 && parsed.parameters.scheduler == "euler")
+        #expect(parsed.record?.precision == "fp32")
         let a1111 = try #require(texts.first { $0.key == "parameters" })
         #expect(a1111.kind == .text)
         #expect(a1111.value.contains("Steps: 5, Sampler: Euler, CFG scale: 5.0, Seed: 0, Size: 64x64"))
@@ -71,6 +72,8 @@ struct GenerateCommandTests {
         }
         let err = (num / den).squareRoot()
         #expect(err >= 1e-4 && err <= 5e-2, "bf16 final latents vs diffusers float32: relative error \(err)")
+        let (_, texts) = try PNGFile.read(dir.path + "/out.png")
+        #expect(ImageMetadata.parse(texts)?.record?.precision == "bf16", "the PNG records the precision")
 
         let bad = try CLI.run(["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--precision", "fp8"])
         #expect(bad.status != 0 && bad.stderr.contains("precision"), "\(bad.stderr)")
