@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import COpenBLAS
+import CKolorsKernels
 import KolorsEngine
 import KolorsModels
 import KolorsPipelines
@@ -69,6 +71,59 @@ func printBreakdown(repeats: Int, total: Double) {
     }
 }
 
+/// The compute ceiling measured in this process: GFLOP/s of a 4096×1280×1280 product (median
+/// of 5) in the given precision — cblas_sgemm for fp32 (and for bf16 without bf16 kernels, whose
+/// products then run on it), oneDNN's bf16 matmul where it runs.
+func measuredPeakGFLOPs(_ precision: ComputePrecision) -> Double {
+    let (m, n, k) = (4096, 1280, 1280)
+    let a = Tensor(shape: [m, k], values: (0..<(m * k)).map { Float($0 % 97) * 0.01 })
+    let w = Tensor(shape: [n, k], values: (0..<(n * k)).map { Float($0 % 89) * 0.01 })
+    let c = Tensor(shape: [m, n], zeroed: false)
+    var a16 = [UInt16](repeating: 0, count: m * k), w16 = [UInt16](repeating: 0, count: n * k)
+    kk_f32_to_bf16(a.pointer, &a16, m * k)
+    kk_f32_to_bf16(w.pointer, &w16, n * k)
+    let bf16 = precision == .bf16 && OneDNNBF16GEMM.shared.isAvailable
+    var times: [Double] = []
+    for r in 0..<6 {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        if bf16 {
+            try? OneDNNBF16GEMM.shared.multiply(a: a16, b: w16, bias: nil, c: c.pointer, m: m, n: n, k: k, ldc: n)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(k),
+                        w.pointer, Int32(k), 0, c.pointer, Int32(n))
+        }
+        if r > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+    }
+    return 2.0 * Double(m * n * k) / times.sorted()[times.count / 2] / 1e9
+}
+
+/// Wall time between a model's probe points (the end of each block), summed over the timed runs.
+final class BlockTimer: @unchecked Sendable {
+    private(set) var order: [String] = []
+    private var seconds: [String: Double] = [:]
+    private var last = DispatchTime.now().uptimeNanoseconds
+    var enabled = false
+
+    func start() { last = DispatchTime.now().uptimeNanoseconds }
+
+    func mark(_ name: String) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        defer { last = now }
+        guard enabled else { return }
+        if seconds[name] == nil { order.append(name) }
+        seconds[name, default: 0] += Double(now - last) / 1e9
+    }
+
+    func print(repeats: Int, total: Double) {
+        Swift.print("time per block (mean per run, from the previous block's end):")
+        for name in order {
+            let per = (seconds[name] ?? 0) / Double(max(repeats, 1))
+            Swift.print("  " + name.padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + String(format: "%8.2f s  %5.1f%%", per, 100 * per / max(total, 1e-9)))
+        }
+    }
+}
+
 func printJSONLine(_ fields: [(String, Any)]) {
     let body = fields.map { key, value -> String in
         switch value {
@@ -102,16 +157,27 @@ struct UNetBench: ParsableCommand {
         let pooled = random([b, (c.projectionClassEmbeddingsInputDim ?? 0) - 6 * (c.additionTimeEmbedDim ?? 0)])
         let ids = Tensor(shape: [b, 6], values: Array(repeating: [Float(options.height), Float(options.width), 0, 0,
                                                                  Float(options.height), Float(options.width)], count: b).flatMap { $0 })
+        let blocks = BlockTimer()
+        var run = 0
         let (median, _) = try measure(repeats: options.repeats, label: "unet") {
-            _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids)
+            blocks.enabled = run > 0
+            run += 1
+            blocks.start()
+            _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids,
+                         probe: { name, _ in blocks.mark(name) })
+            blocks.mark("conv_out")
         }
         let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256)
         printBreakdown(repeats: options.repeats, total: median)
+        blocks.print(repeats: options.repeats, total: median)
+        let peak = measuredPeakGFLOPs(options.precision.resolved)
+        print(String(format: "ceiling in this process (4096×1280×1280 product): %.1f GFLOP/s; the UNet ran at %.0f%% of it",
+                     peak, 100 * flops / median / 1e9 / peak))
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
                        ("precision", options.precision.resolved.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
-                       ("gflops", flops / median / 1e9), ("peak_rss_mib", peakRSSMiB())])
+                       ("gflops", flops / median / 1e9), ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
 }
 
@@ -138,12 +204,13 @@ struct TextEncoderBench: ParsableCommand {
             + 4.0 * 256 * 256 * Double(cfg.numAttentionHeads * cfg.kvChannels)
         let flops = perLayer * Double(cfg.numLayers)
         printBreakdown(repeats: options.repeats, total: median)
-        print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s, peak RSS %.0f MiB",
-                     median, flops / median / 1e9, peakRSSMiB()))
+        let peak = measuredPeakGFLOPs(options.precision.resolved)
+        print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s measured in this process), peak RSS %.0f MiB",
+                     median, flops / median / 1e9, 100 * flops / median / 1e9 / peak, peak, peakRSSMiB()))
         printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue),
                        ("weights", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
-                       ("peak_rss_mib", peakRSSMiB())])
+                       ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
 }
 

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import KolorsTestSupport
+
+/// `kolors bench` on the tiny checkpoint: the commands run, print their breakdowns, and end in
+/// one JSON line with the fields BENCHMARKS.md and scripts/bench/compare read. (Timings of the
+/// tiny model mean nothing; these tests check the commands, not the speed.)
+@Suite("kolors bench", .enabled(if: CLI.available))
+struct BenchCommandTests {
+    func lastJSON(_ stdout: String) throws -> [String: Any] {
+        let line = try #require(stdout.split(separator: "\n").last, "no output")
+        return try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+    }
+
+    @Test func unet() throws {
+        let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--repeats", "1",
+                             "--precision", "fp32"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("time per operation") && r.stdout.contains("time per block"))
+        for block in ["down_blocks.0", "mid_block", "up_blocks.2", "conv_out"] { #expect(r.stdout.contains(block)) }
+        let json = try lastJSON(r.stdout)
+        #expect(json["component"] as? String == "unet" && json["precision"] as? String == "fp32")
+        #expect(json["batch"] as? Int == 2 && json["width"] as? Int == 64)
+        for key in ["seconds_median", "gflops", "peak_gflops", "peak_rss_mib"] {
+            #expect((json[key] as? Double ?? 0) > 0, "\(key) in \(json)")
+        }
+    }
+
+    @Test func textEncoderAndVAE() throws {
+        let te = try CLI.run(["bench", "text-encoder", "--model", CLI.tinyKolors, "--repeats", "1", "--precision", "bf16"])
+        #expect(te.status == 0, "\(te.stderr)")
+        let j = try lastJSON(te.stdout)
+        #expect(j["component"] as? String == "text-encoder" && j["precision"] as? String == "bf16" && j["tokens"] as? Int == 256)
+        #expect((j["peak_gflops"] as? Double ?? 0) > 0)
+        let vae = try CLI.run(["bench", "vae-decode", "--model", CLI.tinyKolors, "--width", "64", "--height", "64",
+                               "--repeats", "1", "--tiling"])
+        #expect(vae.status == 0, "\(vae.stderr)")
+        let v = try lastJSON(vae.stdout)
+        #expect(v["component"] as? String == "vae-decode" && v["tiling"] as? String == "512px")
+        #expect((v["seconds_median"] as? Double ?? 0) > 0)
+    }
+
+    @Test("bad sizes are refused in one line")
+    func validation() throws {
+        let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "63"])
+        #expect(r.status != 0 && r.stderr.contains("multiples of 8"), "\(r.stderr)")
+    }
+}
