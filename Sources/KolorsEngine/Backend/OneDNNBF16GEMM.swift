@@ -84,16 +84,7 @@ public final class OneDNNBF16GEMM: @unchecked Sendable {
 
     private func setUp() throws {
         if engine != nil { return }
-        var e: dnnl_engine_t?
-        guard dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success, let e else {
-            throw Unavailable(description: "oneDNN: no CPU engine")
-        }
-        var s: dnnl_stream_t?
-        guard dnnl_stream_create(&s, e, UInt32(dnnl_stream_default_flags.rawValue)) == dnnl_success, let s else {
-            throw Unavailable(description: "oneDNN: no stream")
-        }
-        engine = e
-        stream = s
+        (engine, stream) = try OneDNNCPU.makeEngineAndStream()
     }
 
     private struct Descs {
