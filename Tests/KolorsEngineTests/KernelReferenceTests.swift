@@ -80,6 +80,26 @@ struct KernelReferenceTests {
         #expect(maxAbsError(a, c) > 0, "\(name): Winograd and im2col gave bit-identical output; is Winograd on?")
     }
 
+    @Test("Winograd at edge sizes (1×1, 2×3, 5×1, 4×4, 9×4, batch 3) equals im2col")
+    func winogradEdgeSizes() {
+        let im2col = OpenBLASBackend()
+        im2col.winograd = false
+        let cin = 5, cout = 2  // few outputs, so even one tile takes the Winograd path
+        let w = Tensor(shape: [cout, cin, 3, 3], values: (0..<(cout * cin * 9)).map { Float(($0 * 37) % 23) / 23 - 0.5 })
+        let bias = Tensor(shape: [cout], values: [0.25, -1])
+        for (b, h, wd) in [(1, 1, 1), (2, 2, 3), (1, 5, 1), (3, 4, 4), (1, 9, 4)] {
+            let x = Tensor(shape: [b, cin, h, wd], values: (0..<(b * cin * h * wd)).map { Float(($0 * 11) % 17) / 8 - 1 })
+            for up in [false, true] {
+                let got = up ? OpenBLASBackend().conv2dUpsampled2x(x, weight: Weight(w), bias: bias, stride: 1, padding: .symmetric(1))
+                             : OpenBLASBackend().conv2d(x, weight: Weight(w), bias: bias, stride: 1, padding: .symmetric(1))
+                let want = up ? im2col.conv2dUpsampled2x(x, weight: Weight(w), bias: bias, stride: 1, padding: .symmetric(1))
+                              : im2col.conv2d(x, weight: Weight(w), bias: bias, stride: 1, padding: .symmetric(1))
+                #expect(got.shape == want.shape)
+                #expect(maxAbsError(got, want) <= 1e-5 * max(1, maxAbs(want)), "\(b)×\(h)×\(wd) upsample \(up)")
+            }
+        }
+    }
+
     @Test("Upsample2D's nearest-2× + conv3x3, fused (Winograd reads the small input) and not")
     func upsampledConv() throws {
         let x = try refs["upsample_conv.x"], w = try refs["upsample_conv.weight"], b = try refs["upsample_conv.bias"]
