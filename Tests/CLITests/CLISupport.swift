@@ -41,3 +41,24 @@ enum CLI {
                       stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
+
+extension CLI {
+    /// A float32 .npy file as `kolors generate --save-latents` writes it: its header and values.
+    static func readNpy(_ path: String) throws -> (header: String, values: [Float]) {
+        let npy = try Data(contentsOf: URL(fileURLWithPath: path))
+        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
+        let header = String(decoding: npy[10..<(10 + headerLength)], as: UTF8.self)
+        let values = npy[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        return (header, values)
+    }
+
+    /// ‖a − b‖ / ‖b‖ over the first min(count) values.
+    static func relativeL2(_ a: [Float], _ b: UnsafePointer<Float>, count: Int) -> Double {
+        var num = 0.0, den = 0.0
+        for k in 0..<min(a.count, count) {
+            num += Double(a[k] - b[k]) * Double(a[k] - b[k])
+            den += Double(b[k]) * Double(b[k])
+        }
+        return (num / den).squareRoot()
+    }
+}

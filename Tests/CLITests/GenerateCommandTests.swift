@@ -37,18 +37,11 @@ struct GenerateCommandTests {
         // .npy: magic, header with the batch shape, float32 data equal to diffusers' final latents
         let npy = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/latents.npy"))
         #expect(npy.prefix(6) == Data([0x93] + Array("NUMPY".utf8)))
-        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
-        let header = String(decoding: npy[10..<(10 + headerLength)], as: UTF8.self)
+        let (header, floats) = try CLI.readNpy(dir.path + "/latents.npy")
         #expect(header.contains("'shape': (1, 4, 8, 8)"))
-        let floats = npy[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let latents = try refs.mapped("t2i-euler.final_latents").toFloat32()
         #expect(floats.count == latents.count)
-        var num = 0.0, den = 0.0
-        for k in 0..<min(floats.count, latents.count) {
-            num += Double(floats[k] - latents.pointer[k]) * Double(floats[k] - latents.pointer[k])
-            den += Double(latents.pointer[k]) * Double(latents.pointer[k])
-        }
-        #expect((num / den).squareRoot() <= 1e-4)
+        #expect(CLI.relativeL2(floats, latents.pointer, count: latents.count) <= 1e-4)
     }
 
     @Test("--precision bf16 computes with bf16 operands: near diffusers' float32 latents, not equal to them")
@@ -59,18 +52,11 @@ struct GenerateCommandTests {
                                   "--steps", "5", "--seed", "0", "--variant", "full", "--precision", "bf16",
                                   "--output", dir.path + "/out.png", "--save-latents", dir.path + "/latents.npy"])
         #expect(result.status == 0, "\(result.stderr)")
-        let npy = try Data(contentsOf: URL(fileURLWithPath: dir.path + "/latents.npy"))
-        let headerLength = Int(npy[8]) | Int(npy[9]) << 8
-        let floats = npy[(10 + headerLength)...].withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let floats = try CLI.readNpy(dir.path + "/latents.npy").values
         let refs = try SafetensorsFile(path: CLI.fixture("references/pipelines.safetensors"))
         let latents = try refs.mapped("t2i-euler.final_latents").toFloat32()
         try #require(floats.count == latents.count)
-        var num = 0.0, den = 0.0
-        for k in 0..<floats.count {
-            num += Double(floats[k] - latents.pointer[k]) * Double(floats[k] - latents.pointer[k])
-            den += Double(latents.pointer[k]) * Double(latents.pointer[k])
-        }
-        let err = (num / den).squareRoot()
+        let err = CLI.relativeL2(floats, latents.pointer, count: latents.count)
         #expect(err >= 1e-4 && err <= 5e-2, "bf16 final latents vs diffusers float32: relative error \(err)")
         let (_, texts) = try PNGFile.read(dir.path + "/out.png")
         #expect(ImageMetadata.parse(texts)?.record?.precision == "bf16", "the PNG records the precision")
