@@ -69,14 +69,7 @@ extension SafetensorsWriter {
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil) else {
-            throw CheckpointError("\(path): cannot create a temporary file")
-        }
-        do {
-            let handle = try FileHandle(forWritingTo: tmp)
+        try AtomicFile.write(to: path) { handle in
             var len = UInt64(json.count).littleEndian
             try handle.write(contentsOf: Data(bytes: &len, count: 8))
             try handle.write(contentsOf: json)
@@ -87,12 +80,6 @@ extension SafetensorsWriter {
                     throw CheckpointError("\(path): tensor '\(e.name)' wrote the wrong number of bytes")
                 }
             }
-            try handle.synchronize()
-            try handle.close()
-            guard rename(tmp.path, path) == 0 else { throw CheckpointError("\(path): rename failed") }
-        } catch {
-            try? FileManager.default.removeItem(at: tmp)
-            throw error
         }
     }
 }
@@ -100,6 +87,12 @@ extension SafetensorsWriter {
 /// Atomic file replacement: write a temporary sibling, fsync, rename over the target.
 public enum AtomicFile {
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { try $0.write(contentsOf: data) }
+    }
+
+    /// Calls `body` with a handle on a temporary sibling of `path`; when it returns, syncs the
+    /// file and renames it over `path`. On any error the temporary file is removed.
+    public static func write(to path: String, _ body: (FileHandle) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
         let tmp = url.deletingLastPathComponent()
             .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -108,7 +101,7 @@ public enum AtomicFile {
         }
         do {
             let handle = try FileHandle(forWritingTo: tmp)
-            try handle.write(contentsOf: data)
+            try body(handle)
             try handle.synchronize()
             try handle.close()
             guard rename(tmp.path, path) == 0 else { throw CheckpointError("\(path): rename failed") }
