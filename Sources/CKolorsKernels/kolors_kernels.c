@@ -329,11 +329,7 @@ void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
 
 static inline __attribute__((always_inline)) void round_bf16_body(const float *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        uint32_t x;
-        memcpy(&x, &src[i], 4);
-        uint32_t r = (x + 0x7FFFu + ((x >> 16) & 1u)) & 0xFFFF0000u;
-        uint32_t q = (x | 0x00400000u) & 0xFFFF0000u;                 // quiet nan
-        uint32_t v = (x & 0x7FFFFFFFu) > 0x7F800000u ? q : r;
+        uint32_t v = (uint32_t)f32_to_bf16_bits(src[i]) << 16;
         memcpy(&dst[i], &v, 4);
     }
 }
@@ -557,10 +553,14 @@ void kk_add_bias_rows(const float *in, const float *bias, float *out, size_t row
     }
 }
 
-void kk_quantize_row_int8(const float *w, int8_t *q, size_t n, float *scale) {
+static float max_abs(const float *x, size_t n) {
     float m = 0;
-    for (size_t i = 0; i < n; i++) { float a = fabsf(w[i]); if (a > m) m = a; }
-    float s = m / 127.0f;
+    for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); if (a > m) m = a; }
+    return m;
+}
+
+void kk_quantize_row_int8(const float *w, int8_t *q, size_t n, float *scale) {
+    float s = max_abs(w, n) / 127.0f;
     *scale = s;
     if (s == 0) { memset(q, 0, n); return; }
     for (size_t i = 0; i < n; i++) {
@@ -576,9 +576,7 @@ void kk_dequantize_int8(const int8_t *q, float scale, float *dst, size_t n) {
 }
 
 void kk_quantize_row_u7(const float *x, uint8_t *u, size_t n, float *scale) {
-    float m = 0;
-    for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); if (a > m) m = a; }
-    float s = m / 63.0f;
+    float s = max_abs(x, n) / 63.0f;
     *scale = s;
     if (s == 0) { memset(u, 64, n); return; }
     for (size_t i = 0; i < n; i++) {
