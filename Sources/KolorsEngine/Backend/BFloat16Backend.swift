@@ -6,10 +6,11 @@ import CKolorsKernels
 /// stay float32. Linear layers run on oneDNN's bf16 matmul where the CPU has it (AVX512-BF16
 /// or AMX, self-checked at first use); everything else, and every product on CPUs without
 /// bf16 instructions, runs the same arithmetic on float32 BLAS (`OpenBLASBackend(bf16Operands:)`).
-public final class BFloat16Backend: ComputeBackend, @unchecked Sendable {
+public final class BFloat16Backend: DelegatingBackend, @unchecked Sendable {
     /// The float32-BLAS path with bf16 operands (convolutions, attention, and linear where
     /// oneDNN has no bf16 kernels).
     public let emulated = OpenBLASBackend(bf16Operands: true)
+    public var base: ComputeBackend { emulated }
     private let gemm: OneDNNBF16GEMM?
     /// Bytes of weight rows converted to bf16 per oneDNN call.
     public var mappedChunkBytes = 32 << 20
@@ -59,23 +60,6 @@ public final class BFloat16Backend: ComputeBackend, @unchecked Sendable {
             r0 += rows
         }
         return y
-    }
-
-    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-        emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
-    }
-
-    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-        emulated.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
-    }
-
-    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
-                          mask: AttentionMask?) -> Tensor {
-        emulated.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
-    }
-
-    public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor {
-        emulated.matmul(a, b, transposeB: transposeB)
     }
 }
 

@@ -49,6 +49,31 @@ extension ComputeBackend {
     }
 }
 
+/// A backend that does some operations its own way (here: `linear`) and hands the rest to
+/// `base`.
+public protocol DelegatingBackend: ComputeBackend {
+    var base: ComputeBackend { get }
+}
+
+extension DelegatingBackend {
+    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        base.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+
+    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        base.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                          mask: AttentionMask?) -> Tensor {
+        base.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor {
+        base.matmul(a, b, transposeB: transposeB)
+    }
+}
+
 /// The backends this build has.
 public enum Backends {
     /// float32 on OpenBLAS: the parity path.

@@ -5,7 +5,7 @@ import CKolorsKernels
 /// the products exact on CPUs without AVX512-VNNI). Faster than float32 where oneDNN's int8
 /// kernels are, at a cost in accuracy that `kolors bench text-encoder` and the tests report.
 /// Every other operation, and every weight that is not int8, goes to `base`.
-public final class W8A8Backend: ComputeBackend, @unchecked Sendable {
+public final class W8A8Backend: DelegatingBackend, @unchecked Sendable {
     public let name = "w8a8-onednn (experimental)"
     public let base: ComputeBackend
     let gemm = OneDNNInt8GEMM.shared
@@ -51,22 +51,5 @@ public final class W8A8Backend: ComputeBackend, @unchecked Sendable {
             }
         }
         return y
-    }
-
-    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-        base.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
-    }
-
-    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-        base.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
-    }
-
-    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
-                          mask: AttentionMask?) -> Tensor {
-        base.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
-    }
-
-    public func matmul(_ a: Tensor, _ b: Tensor, transposeB: Bool) -> Tensor {
-        base.matmul(a, b, transposeB: transposeB)
     }
 }
