@@ -93,7 +93,7 @@ extension AutoencoderKL {
     public func tiledDecode(_ z: Tensor, tileLatent: Int, overlapFactor: Double = 0.25,
                             cancel: CancellationToken? = nil) throws -> Tensor {
         guard let decoder else { preconditionFailure("AutoencoderKL built without a decoder") }
-        let (b, c, h, w) = (z.shape[0], z.shape[1], z.shape[2], z.shape[3])
+        let (b, h, w) = (z.shape[0], z.shape[2], z.shape[3])
         let tileSample = tileLatent * config.scaleFactor
         let overlap = Int(Double(tileLatent) * (1 - overlapFactor))
         let blendExtent = Int(Double(tileSample) * overlapFactor)
@@ -136,29 +136,30 @@ extension AutoencoderKL {
             }
             top += row[0].shape[2]
         }
-        _ = c
         return result
     }
 
     /// x[:, :, top..<top+height, left..<left+width] as a new tensor.
     static func window(_ x: Tensor, top: Int, left: Int, height: Int, width: Int) -> Tensor {
-        let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let out = Tensor(shape: [b, c, height, width], zeroed: false)
-        for p in 0..<(b * c) {
-            for y in 0..<height {
-                (out.pointer + (p * height + y) * width).update(from: x.pointer + (p * h + top + y) * w + left, count: width)
-            }
-        }
+        let out = Tensor(shape: [x.shape[0], x.shape[1], height, width], zeroed: false)
+        copyRegion(from: x, top: top, left: left, to: out, top: 0, left: 0, height: height, width: width)
         return out
     }
 
     /// Copies `piece` into `dst` at (top, left).
     static func place(_ piece: Tensor, into dst: Tensor, top: Int, left: Int) {
-        let (b, c, ph, pw) = (piece.shape[0], piece.shape[1], piece.shape[2], piece.shape[3])
-        let (h, w) = (dst.shape[2], dst.shape[3])
-        for p in 0..<(b * c) {
-            for y in 0..<ph {
-                (dst.pointer + (p * h + top + y) * w + left).update(from: piece.pointer + (p * ph + y) * pw, count: pw)
+        copyRegion(from: piece, top: 0, left: 0, to: dst, top: top, left: left, height: piece.shape[2], width: piece.shape[3])
+    }
+
+    /// A height × width window of every plane of `src` (at srcTop, srcLeft) into `dst` (at dstTop, dstLeft).
+    private static func copyRegion(from src: Tensor, top srcTop: Int, left srcLeft: Int, to dst: Tensor, top dstTop: Int,
+                                   left dstLeft: Int, height: Int, width: Int) {
+        let planes = src.shape[0] * src.shape[1]
+        let (sh, sw, dh, dw) = (src.shape[2], src.shape[3], dst.shape[2], dst.shape[3])
+        for p in 0..<planes {
+            for y in 0..<height {
+                (dst.pointer + (p * dh + dstTop + y) * dw + dstLeft)
+                    .update(from: src.pointer + (p * sh + srcTop + y) * sw + srcLeft, count: width)
             }
         }
     }
