@@ -79,15 +79,13 @@ func measuredPeakGFLOPs(_ precision: ComputePrecision) -> Double {
     let a = Tensor(shape: [m, k], values: (0..<(m * k)).map { Float($0 % 97) * 0.01 })
     let w = Tensor(shape: [n, k], values: (0..<(n * k)).map { Float($0 % 89) * 0.01 })
     let c = Tensor(shape: [m, n], zeroed: false)
-    var a16 = [UInt16](repeating: 0, count: m * k), w16 = [UInt16](repeating: 0, count: n * k)
-    kk_f32_to_bf16(a.pointer, &a16, m * k)
-    kk_f32_to_bf16(w.pointer, &w16, n * k)
-    let bf16 = precision == .bf16 && OneDNNBF16GEMM.shared.isAvailable
+    let bf16 = precision == .bf16 && OneDNNCompute.bfloat16.isAvailable
+    let weight = Weight(w)
     var times: [Double] = []
     for r in 0..<6 {
         let t0 = DispatchTime.now().uptimeNanoseconds
         if bf16 {
-            try? OneDNNBF16GEMM.shared.multiply(a: a16, b: w16, bias: nil, c: c.pointer, m: m, n: n, k: k, ldc: n)
+            _ = try? OneDNNCompute.bfloat16.linear(a, weight: weight, bias: nil)  // weight prepared in round 0
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a.pointer, Int32(k),
                         w.pointer, Int32(k), 0, c.pointer, Int32(n))

@@ -82,18 +82,18 @@ struct BFloat16ArithmeticTests {
         #expect(maxAbsError(got, Backends.float32.linear(x, weight: Weight(w), bias: nil)) > 1e-4)
     }
 
-    @Test("oneDNN bf16 matmul: used exactly where the CPU has bf16 instructions and it passes its self-check")
+    @Test("oneDNN bf16: used exactly where the CPU has bf16 instructions and it passes its self-check")
     func oneDNNAvailability() throws {
-        let available = OneDNNBF16GEMM.shared.isAvailable
-        if !OneDNNBF16GEMM.cpuHasBF16 { #expect(!available, "oneDNN bf16 claimed available on a CPU without AVX512-BF16/AMX") }
-        #expect((Backends.bfloat16 as! BFloat16Backend).usesOneDNN == available)
+        let available = OneDNNCompute.bfloat16.isAvailable
+        if !OneDNNCompute.cpuHasBF16 { #expect(!available, "oneDNN bf16 claimed available on a CPU without AVX512-BF16/AMX") }
+        #expect((Backends.bfloat16 as! OneDNNBackend).usesOneDNN == available)
         #expect(ComputePrecision.automatic == (available ? .bf16 : .fp32))
         guard available else { return }  // the parity tests above then run on oneDNN's kernels
         let x = Tensor(shape: [9, 40], values: (0..<360).map { Float(sin(Double($0))) })
         let w = Tensor(shape: [12, 40], values: (0..<480).map { Float(cos(Double($0) * 0.3)) })
         let b = Tensor(shape: [12], values: (0..<12).map { Float($0) * 0.1 })
-        let got = BFloat16Backend().linear(x, weight: Weight(w), bias: b)
-        let want = BFloat16Backend(useOneDNN: false).linear(x, weight: Weight(w), bias: b)
+        let got = OneDNNBackend(.bf16).linear(x, weight: Weight(w), bias: b)
+        let want = OneDNNBackend(.bf16, useOneDNN: false).linear(x, weight: Weight(w), bias: b)
         #expect(relativeError(got, want) <= 1e-5)
     }
 }

@@ -25,6 +25,10 @@ public protocol ComputeBackend: AnyObject, Sendable {
     /// `x[..., K] · Wᵀ + bias` with `W` stored [N, K] (PyTorch Linear layout). Output [..., N].
     func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor
 
+    /// `linear` plus `residual` (the output's shape), which a backend may add inside the
+    /// product (as GEMM's β·C or a oneDNN post-op) instead of in a separate pass.
+    func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor
+
     /// 2-D convolution, NCHW input [B, Cin, H, W], weight [Cout, Cin, kh, kw].
     func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor
 
@@ -43,13 +47,19 @@ public protocol ComputeBackend: AnyObject, Sendable {
 }
 
 extension ComputeBackend {
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor {
+        let y = linear(x, weight: weight, bias: bias)
+        addInPlace(y, residual)
+        return y
+    }
+
     public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
         conv2d(upsampleNearest(x, height: x.shape[2] * 2, width: x.shape[3] * 2), weight: weight, bias: bias,
                stride: stride, padding: padding)
     }
 }
 
-/// A backend that does some operations its own way (here: `linear`) and hands the rest to
+/// A backend that does some operations its own way (at least `linear`) and hands the rest to
 /// `base`.
 public protocol DelegatingBackend: ComputeBackend {
     var base: ComputeBackend { get }
@@ -78,6 +88,9 @@ extension DelegatingBackend {
 public enum Backends {
     /// float32 on OpenBLAS: the parity path.
     public static let float32: ComputeBackend = OpenBLASBackend()
-    /// bf16 operands with float32 sums: oneDNN's bf16 matmul where the CPU has it.
-    public static let bfloat16: ComputeBackend = BFloat16Backend()
+    /// bf16 operands with float32 sums: oneDNN's bf16 primitives where the CPU has them.
+    public static let bfloat16: ComputeBackend = OneDNNBackend(.bf16)
+    /// float32 on oneDNN's primitives (linear, convolution): the bf16 code path in float32,
+    /// which the tests check against diffusers on CPUs without bf16.
+    public static let oneDNNFloat32: ComputeBackend = OneDNNBackend(.f32)
 }

@@ -32,10 +32,15 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
     // MARK: linear
 
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
-        OpProfiler.shared.measure("linear") { linearImpl(x, weight: weight, bias: bias) }
+        OpProfiler.shared.measure("linear") { linearImpl(x, weight: weight, bias: bias, residual: nil) }
     }
 
-    private func linearImpl(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+    /// The residual is the GEMM's starting C (β = 1), so adding it costs no extra pass.
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor {
+        OpProfiler.shared.measure("linear") { linearImpl(x, weight: weight, bias: bias, residual: residual) }
+    }
+
+    private func linearImpl(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor?) -> Tensor {
         precondition(weight.shape.count == 2, "linear weight must be 2-D, got \(weight.shape)")
         let x = operand(x)
         let n = weight.shape[0], k = weight.shape[1]
@@ -44,15 +49,22 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
         var outShape = x.shape
         outShape[outShape.count - 1] = n
         let y = Tensor(shape: outShape, zeroed: false)
-        if let bias {
-            precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs")
-            // Start from the bias and accumulate (beta = 1).
-            let yp = y.pointer, bp = bias.pointer
+        if let residual { precondition(residual.count == m * n, "linear: residual \(residual.shape) for \(m)×\(n) outputs") }
+        if let bias { precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs") }
+        if bias != nil || residual != nil {
+            // Start from the residual and/or the bias and accumulate (beta = 1).
+            let yp = y.pointer, bp = bias?.pointer, rp = residual?.pointer
             parallelFor(m, grain: 64) { r in
-                for i in r { (yp + i * n).update(from: bp, count: n) }
+                for i in r {
+                    let row = yp + i * n
+                    if let rp { row.update(from: rp + i * n, count: n) }
+                    if let bp {
+                        if rp != nil { for j in 0..<n { row[j] += bp[j] } } else { row.update(from: bp, count: n) }
+                    }
+                }
             }
         }
-        let beta: Float = bias == nil ? 0 : 1
+        let beta: Float = bias == nil && residual == nil ? 0 : 1
         switch weight.storage {
         case .float32(let w):
             let w = operand(w)

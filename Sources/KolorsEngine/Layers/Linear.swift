@@ -29,4 +29,10 @@ public final class Linear: @unchecked Sendable {
     public func callAsFunction(_ x: Tensor) -> Tensor {
         backend.linear(x, weight: weight, bias: bias)
     }
+
+    /// `self(x) + residual`, the add fused into the product where the backend can.
+    public func callAsFunction(_ x: Tensor, residual: Tensor?) -> Tensor {
+        guard let residual else { return backend.linear(x, weight: weight, bias: bias) }
+        return backend.linear(x, weight: weight, bias: bias, residual: residual)
+    }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A parameter tensor as the model holds it: either resident float32, or left in the
 /// memory-mapped checkpoint in its stored dtype (fp16/bf16/fp32) and converted piecewise when
 /// used, so a 6B-parameter text encoder never needs a float32 copy of itself.
@@ -11,6 +13,10 @@ public final class Weight: @unchecked Sendable {
 
     public let shape: [Int]
     public let storage: Storage
+    /// Forms a backend made of this weight once and keeps for the model's lifetime (e.g.
+    /// oneDNN's bf16 copy in its blocked layout), by the backend's key.
+    private var forms: [String: WeightForm] = [:]
+    private let formsLock = NSLock()
 
     public init(_ tensor: Tensor) {
         shape = tensor.shape
@@ -63,6 +69,21 @@ public final class Weight: @unchecked Sendable {
         }
     }
 
+    /// The form of this weight kept under `key`, made by `make` at the first request.
+    public func prepared(_ key: String, _ make: () throws -> WeightForm) rethrows -> WeightForm {
+        formsLock.lock(); defer { formsLock.unlock() }
+        if let form = forms[key] { return form }
+        let form = try make()
+        forms[key] = form
+        return form
+    }
+
+    /// Bytes held by the prepared forms of this weight.
+    public var preparedBytes: Int {
+        formsLock.lock(); defer { formsLock.unlock() }
+        return forms.values.reduce(0) { $0 + $1.bytes }
+    }
+
     /// Drops a mapped weight's pages from this process (see `MappedTensor.releasePages`).
     public func releasePages() {
         switch storage {
@@ -72,13 +93,18 @@ public final class Weight: @unchecked Sendable {
         }
     }
 
-    /// Bytes this weight keeps in process memory (mapped weights count as 0: the page cache
-    /// holds them and the kernel may drop them).
+    /// Bytes this weight keeps in process memory, prepared forms included (mapped weights
+    /// count as 0: the page cache holds them and the kernel may drop them).
     public var residentBytes: Int {
         switch storage {
-        case .float32(let t): return t.count * 4
-        case .int8(let q): return q.bytes
-        case .mapped: return 0
+        case .float32(let t): return t.count * 4 + preparedBytes
+        case .int8(let q): return q.bytes + preparedBytes
+        case .mapped: return preparedBytes
         }
     }
+}
+
+/// A backend's own copy of a weight (converted, re-laid-out), kept on the `Weight`.
+public protocol WeightForm: AnyObject {
+    var bytes: Int { get }
 }

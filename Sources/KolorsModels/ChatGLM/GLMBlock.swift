@@ -63,9 +63,7 @@ public final class GLMBlock: @unchecked Sendable {
         applyRotaryInterleaved(k, heads: kvHeads, cos: cos, sin: sin)
         let context = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads,
                                         scale: 1 / Float(headDim).squareRoot(), mask: mask)
-        let h1 = add(x, dense(context))
-        let mlp = dense4hToH(swiglu(denseHTo4h(postAttentionLayernorm(h1))))
-        addInPlace(h1, mlp)
-        return h1
+        let h1 = dense(context, residual: x)
+        return dense4hToH(swiglu(denseHTo4h(postAttentionLayernorm(h1))), residual: h1)
     }
 }

@@ -36,9 +36,11 @@ public final class Attention: @unchecked Sendable {
     /// Attention over token sequences: x [B, L, C], context [B, Lc, Cc] (self-attention when nil).
     /// With `image` tokens [B, Li, Cc] and their `imageProjections` (`to_k_ip`, `to_v_ip`), adds
     /// IP-Adapter's branch: `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip, before `to_out` (skipped
-    /// when the scale is 0).
+    /// when the scale is 0). With `residual`, returns `residual + attention` (diffusers'
+    /// residual connection), added inside `to_out`'s product.
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil, image: Tensor? = nil,
-                               imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1) -> Tensor {
+                               imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1,
+                               residual: Tensor? = nil) -> Tensor {
         let ctx = context ?? x
         let q = toQ(x), k = toK(ctx), v = toV(ctx)
         let out = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
@@ -47,7 +49,7 @@ public final class Attention: @unchecked Sendable {
                                           scale: scale, mask: nil)
             axpy(imageScale, ipOut, out)
         }
-        return toOut(out)
+        return toOut(out, residual: residual)
     }
 
     /// The VAE mid-block form: NCHW in and out, GroupNorm first, residual added.

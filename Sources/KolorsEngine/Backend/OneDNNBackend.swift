@@ -1,0 +1,58 @@
+/// Linear layers and convolutions on oneDNN (`OneDNNCompute`: primitives per shape, weights
+/// prepared once, bias and residual fused), attention and plain matmuls on OpenBLAS, in
+/// float32 or bf16. In bf16 every product takes bf16 operands — activations rounded to nearest
+/// even, weights converted from their stored fp16/bf16/fp32 — and sums in float32, as
+/// diffusers' bf16 matmuls do; norms, softmax and element-wise work stay float32.
+///
+/// Where oneDNN cannot run the data type (bf16 without AVX512-BF16/AMX, or a failed
+/// self-check), every product runs the same arithmetic on float32 BLAS
+/// (`OpenBLASBackend(bf16Operands:)`). int8-stored weights and the fused nearest-2× upsample
+/// convolution always take that path (a oneDNN copy would undo int8's memory saving; the
+/// upsampled input would have to exist).
+public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
+    /// The OpenBLAS path with the same operand rounding (attention, matmul, fallbacks).
+    public let emulated: OpenBLASBackend
+    public var base: ComputeBackend { emulated }
+    /// The oneDNN primitives, or nil where this data type does not run here.
+    public let compute: OneDNNCompute?
+    public let dataType: OneDNNCompute.DataType
+
+    public var name: String { "\(dataType)-" + (compute != nil ? "onednn" : dataType == .bf16 ? "operands-openblas" : "openblas") }
+    /// Whether linear layers and convolutions run on oneDNN (false: on OpenBLAS).
+    public var usesOneDNN: Bool { compute != nil }
+
+    public init(_ dataType: OneDNNCompute.DataType, useOneDNN: Bool = true) {
+        self.dataType = dataType
+        emulated = OpenBLASBackend(bf16Operands: dataType == .bf16)
+        let c = dataType == .f32 ? OneDNNCompute.float32 : OneDNNCompute.bfloat16
+        compute = useOneDNN && c.isAvailable ? c : nil
+    }
+
+    private func onOneDNN(_ weight: Weight) -> OneDNNCompute? {
+        if case .int8 = weight.storage { return nil }
+        return compute
+    }
+
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+        guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias) }
+        return OpProfiler.shared.measure("linear") {
+            (try? c.linear(x, weight: weight, bias: bias)) ?? emulated.linear(x, weight: weight, bias: bias)
+        }
+    }
+
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor {
+        guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias, residual: residual) }
+        return OpProfiler.shared.measure("linear") {
+            (try? c.linear(x, weight: weight, bias: bias, residual: residual))
+                ?? emulated.linear(x, weight: weight, bias: bias, residual: residual)
+        }
+    }
+
+    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        guard let c = onOneDNN(weight) else { return emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+        return OpProfiler.shared.measure("conv2d") {
+            (try? c.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding))
+                ?? emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        }
+    }
+}

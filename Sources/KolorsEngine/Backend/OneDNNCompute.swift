@@ -1,0 +1,355 @@
+import CDNNL
+import CKolorsKernels
+import Foundation
+
+/// Linear layers and convolutions on oneDNN primitives, in float32 or in bf16 (bf16 operands,
+/// float32 sums and output). Primitives are created once per shape and reused across steps;
+/// each weight is converted (fp16/bf16/fp32 → the compute type) and reordered into the layout
+/// the primitive asks for **once**, at its first use, and kept with the weight (`Weight.prepared`)
+/// for as long as the model lives. Bias and a residual add run inside the primitive (post-ops),
+/// so neither costs a pass over the output.
+///
+/// bf16 needs AVX512-BF16 or AMX (oneDNN has no bf16 kernels elsewhere); float32 runs on any
+/// x86-64 and is how the tests exercise this code on CPUs without bf16. Each data type
+/// self-checks at first use (`isAvailable`) against float32 BLAS on the same operands.
+public final class OneDNNCompute: @unchecked Sendable {
+    public enum DataType: String, Sendable { case f32, bf16 }
+
+    public static let float32 = OneDNNCompute(.f32)
+    public static let bfloat16 = OneDNNCompute(.bf16)
+
+    public let dataType: DataType
+    private var engine: dnnl_engine_t?
+    private var stream: dnnl_stream_t?
+    private var primitives: [String: Primitive] = [:]
+    private let lock = NSLock()
+    private var checked: Bool?
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private init(_ dataType: DataType) { self.dataType = dataType }
+
+    private var dnnlType: dnnl_data_type_t { dataType == .f32 ? dnnl_f32 : dnnl_bf16 }
+    private var elementBytes: Int { dataType == .f32 ? 4 : 2 }
+
+    /// Whether the CPU flags include AVX512-BF16 or AMX-BF16 (what oneDNN's bf16 kernels need).
+    public static var cpuHasBF16: Bool {
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return false }
+        return info.split(separator: "\n").first { $0.hasPrefix("flags") }?
+            .split(separator: " ").contains { $0 == "avx512_bf16" || $0 == "amx_bf16" } ?? false
+    }
+
+    /// Whether this data type runs here: the primitives build, and a small linear layer (with
+    /// bias and residual) and a small convolution agree with float32 BLAS on the same
+    /// (for bf16: bf16-rounded) operands to 1e-5 relative.
+    public var isAvailable: Bool {
+        lock.lock()
+        if let checked { lock.unlock(); return checked }
+        lock.unlock()
+        let ok = selfCheck()
+        lock.lock(); checked = ok; lock.unlock()
+        return ok
+    }
+
+    private func selfCheck() -> Bool {
+        var seed: UInt32 = 12345
+        func values(_ n: Int) -> [Float] {
+            (0..<n).map { _ in
+                seed = seed &* 1_664_525 &+ 1_013_904_223
+                return Float(Int32(bitPattern: seed >> 8) - (1 << 23)) / Float(1 << 23)
+            }
+        }
+        let reference = OpenBLASBackend(bf16Operands: dataType == .bf16)
+        reference.winograd = false
+        do {
+            let x = Tensor(shape: [37, 45], values: values(37 * 45)), w = Weight(Tensor(shape: [29, 45], values: values(29 * 45)))
+            let b = Tensor(shape: [29], values: values(29)), r = Tensor(shape: [37, 29], values: values(37 * 29))
+            let got = try linear(x, weight: w, bias: b, residual: r)
+            let want = reference.linear(x, weight: w, bias: b, residual: r)
+            let xc = Tensor(shape: [2, 5, 7, 6], values: values(2 * 5 * 7 * 6))
+            let wc = Weight(Tensor(shape: [4, 5, 3, 3], values: values(4 * 5 * 9)))
+            let bc = Tensor(shape: [4], values: values(4))
+            let pad = Padding2D(top: 0, left: 1, bottom: 1, right: 0)
+            let gotC = try conv2d(xc, weight: wc, bias: bc, stride: 2, padding: pad)
+            let wantC = reference.conv2d(xc, weight: wc, bias: bc, stride: 2, padding: pad)
+            return Self.relativeL2(got, want) <= 1e-5 && Self.relativeL2(gotC, wantC) <= 1e-5
+        } catch {
+            return false
+        }
+    }
+
+    private static func relativeL2(_ a: Tensor, _ b: Tensor) -> Double {
+        guard a.shape == b.shape else { return .infinity }
+        var err = 0.0, norm = 0.0
+        for i in 0..<a.count {
+            let d = Double(a.pointer[i]) - Double(b.pointer[i])
+            err += d * d
+            norm += Double(b.pointer[i]) * Double(b.pointer[i])
+        }
+        return (err / max(norm, 1e-30)).squareRoot()
+    }
+
+    // MARK: descriptors and primitives
+
+    private struct Primitive {
+        let handle: dnnl_primitive_t
+        let src: dnnl_memory_desc_t, weights: dnnl_memory_desc_t, dst: dnnl_memory_desc_t
+    }
+
+    private func setUp() throws {
+        if engine != nil { return }
+        (engine, stream) = try OneDNNCPU.makeEngineAndStream()
+    }
+
+    private static func desc(_ dims: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = dims.map(Int64.init)
+        dnnl_memory_desc_init_by_tag(&md, Int32(d.count), &d, type, tag)
+        return md
+    }
+
+    private static func same(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
+        var a = a, b = b
+        return dnnl_memory_desc_equal(&a, &b) != 0
+    }
+
+    /// Builds the primitive for an operation descriptor, the residual (if any) added as a
+    /// binary post-op, and remembers the layouts it chose.
+    private func create(_ key: String, residual: dnnl_memory_desc_t?,
+                        _ makeDesc: (UnsafeMutableRawPointer) -> dnnl_status_t, descSize: Int) throws -> Primitive {
+        if let p = primitives[key] { return p }
+        try setUp()
+        let opDesc = UnsafeMutableRawPointer.allocate(byteCount: descSize, alignment: 16)
+        defer { opDesc.deallocate() }
+        guard makeDesc(opDesc) == dnnl_success else { throw Failure(description: "oneDNN: \(key) descriptor refused") }
+        var attr: dnnl_primitive_attr_t?
+        dnnl_primitive_attr_create(&attr)
+        defer { dnnl_primitive_attr_destroy(attr) }
+        if var residual {
+            var ops: dnnl_post_ops_t?
+            dnnl_post_ops_create(&ops)
+            defer { dnnl_post_ops_destroy(ops) }
+            guard dnnl_post_ops_append_binary(ops, dnnl_binary_add, &residual) == dnnl_success,
+                  dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success else {
+                throw Failure(description: "oneDNN: residual post-op refused for \(key)")
+            }
+        }
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&pd, opDesc, attr, engine, nil) == dnnl_success, let pd else {
+            throw Failure(description: "oneDNN: \(key) is not implemented for this CPU")
+        }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var handle: dnnl_primitive_t?
+        guard dnnl_primitive_create(&handle, pd) == dnnl_success, let handle else {
+            throw Failure(description: "oneDNN: cannot create \(key)")
+        }
+        let p = Primitive(handle: handle,
+                          src: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee,
+                          weights: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee,
+                          dst: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
+        primitives[key] = p
+        return p
+    }
+
+    // MARK: memory
+
+    /// A oneDNN memory object over `pointer` (not owned), destroyed with this value.
+    private final class Memory {
+        var handle: dnnl_memory_t?
+        init(_ md: dnnl_memory_desc_t, _ engine: dnnl_engine_t?, _ pointer: UnsafeMutableRawPointer) {
+            var md = md
+            dnnl_memory_create(&handle, &md, engine, pointer)
+        }
+        deinit { dnnl_memory_destroy(handle) }
+    }
+
+    /// A buffer for `md`, 64-byte aligned.
+    fileprivate final class Buffer {
+        let pointer: UnsafeMutableRawPointer
+        let bytes: Int
+        init(_ md: dnnl_memory_desc_t) {
+            var md = md
+            bytes = max(Int(dnnl_memory_desc_get_size(&md)), 1)
+            pointer = UnsafeMutableRawPointer.allocate(byteCount: (bytes + 63) / 64 * 64, alignment: 64)
+        }
+        deinit { pointer.deallocate() }
+    }
+
+    private func reorder(from: dnnl_memory_desc_t, _ src: UnsafeMutableRawPointer,
+                         to: dnnl_memory_desc_t, _ dst: UnsafeMutableRawPointer) throws {
+        var f = from, t = to
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_reorder_primitive_desc_create(&pd, &f, engine, &t, engine, nil) == dnnl_success, let pd else {
+            throw Failure(description: "oneDNN: reorder refused")
+        }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var r: dnnl_primitive_t?
+        guard dnnl_primitive_create(&r, pd) == dnnl_success, let r else { throw Failure(description: "oneDNN: reorder") }
+        defer { dnnl_primitive_destroy(r) }
+        let a = Memory(from, engine, src), b = Memory(to, engine, dst)
+        var args = [dnnl_exec_arg_t(arg: DNNL_ARG_FROM, memory: a.handle), dnnl_exec_arg_t(arg: DNNL_ARG_TO, memory: b.handle)]
+        guard dnnl_primitive_execute(r, stream, 2, &args) == dnnl_success, dnnl_stream_wait(stream) == dnnl_success else {
+            throw Failure(description: "oneDNN: reorder failed")
+        }
+    }
+
+    /// `count` floats at `src` in the compute type, into a fresh buffer of `md` (plain layout).
+    private func activations(_ src: UnsafeMutablePointer<Float>, count: Int, _ md: dnnl_memory_desc_t) -> Buffer {
+        let buffer = Buffer(md)
+        if dataType == .f32 {
+            buffer.pointer.copyMemory(from: src, byteCount: count * 4)
+        } else {
+            let dst = buffer.pointer.assumingMemoryBound(to: UInt16.self)
+            parallelFor(count, grain: 1 << 16) { r in kk_f32_to_bf16(src + r.lowerBound, dst + r.lowerBound, r.count) }
+        }
+        return buffer
+    }
+
+    /// A weight in the compute type and the primitive's layout, made once and kept.
+    final class PreparedWeight: WeightForm {
+        fileprivate let md: dnnl_memory_desc_t
+        fileprivate let buffer: Buffer
+        var bytes: Int { buffer.bytes }
+        fileprivate init(md: dnnl_memory_desc_t, buffer: Buffer) { self.md = md; self.buffer = buffer }
+    }
+
+    /// `weight` (stored [rows, inner] row-major, any dtype) in the layout `md`: converted row
+    /// block by row block into the plain layout `plain`, then reordered if `md` differs.
+    private func prepare(_ weight: Weight, plain: dnnl_memory_desc_t, as md: dnnl_memory_desc_t) throws -> PreparedWeight {
+        let rows = weight.shape[0], inner = weight.count / rows
+        let plainBuffer = Buffer(plain)
+        let block = max(1, min(rows, (16 << 20) / max(inner * 4, 1)))
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * inner)
+        defer { scratch.deallocate() }
+        var r0 = 0
+        while r0 < rows {
+            let n = min(block, rows - r0)
+            let dst = plainBuffer.pointer + r0 * inner * elementBytes
+            if dataType == .f32 {
+                let d = dst.assumingMemoryBound(to: Float.self)
+                parallelFor(n, grain: 8) { rr in weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: d + rr.lowerBound * inner) }
+            } else {
+                let d = dst.assumingMemoryBound(to: UInt16.self)
+                parallelFor(n, grain: 8) { rr in
+                    let s = scratch + rr.lowerBound * inner
+                    weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: s)
+                    kk_f32_to_bf16(s, d + rr.lowerBound * inner, rr.count * inner)
+                }
+            }
+            r0 += n
+        }
+        if Self.same(plain, md) { return PreparedWeight(md: md, buffer: plainBuffer) }
+        let packed = Buffer(md)
+        try reorder(from: plain, plainBuffer.pointer, to: md, packed.pointer)
+        return PreparedWeight(md: md, buffer: packed)
+    }
+
+    /// The prepared form of `weight` for primitive `p`: kept on the weight after the first call;
+    /// if a later shape's primitive wants another layout, a temporary reorder of that form.
+    private func weights(_ weight: Weight, plain: dnnl_memory_desc_t, for p: Primitive) throws -> (PreparedWeight, Buffer?) {
+        let form = try weight.prepared("onednn.\(dataType.rawValue)") { try prepare(weight, plain: plain, as: p.weights) }
+        guard let kept = form as? PreparedWeight else { throw Failure(description: "oneDNN: weight prepared by another backend") }
+        if Self.same(kept.md, p.weights) { return (kept, nil) }
+        let temp = Buffer(p.weights)
+        try reorder(from: kept.md, kept.buffer.pointer, to: p.weights, temp.pointer)
+        return (kept, temp)
+    }
+
+    private func execute(_ p: Primitive, _ args: [(Int32, Memory)]) throws {
+        var a = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        guard dnnl_primitive_execute(p.handle, stream, Int32(a.count), &a) == dnnl_success,
+              dnnl_stream_wait(stream) == dnnl_success else {
+            throw Failure(description: "oneDNN: primitive failed")
+        }
+    }
+
+    /// The execution argument of the first post-op's second input (DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1).
+    private static let residualArg = Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) | Int32(DNNL_ARG_SRC_1)
+
+    // MARK: operations
+
+    /// `x[..., K] · Wᵀ + bias + residual` with W [N, K]; residual has the output's shape.
+    public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor? = nil) throws -> Tensor {
+        precondition(weight.shape.count == 2, "linear weight must be 2-D, got \(weight.shape)")
+        let n = weight.shape[0], k = weight.shape[1]
+        precondition(x.shape.last == k, "linear: input \(x.shape) does not end in \(k)")
+        if let bias { precondition(bias.count == n, "linear: bias \(bias.shape) for \(n) outputs") }
+        let m = x.count / k
+        if let residual { precondition(residual.count == m * n, "linear: residual \(residual.shape) for \(m)×\(n) outputs") }
+        var outShape = x.shape
+        outShape[outShape.count - 1] = n
+        lock.lock(); defer { lock.unlock() }
+        let srcMD = Self.desc([m, k], dnnlType, dnnl_ab)
+        let plainW = Self.desc([k, n], dnnlType, dnnl_ba)  // PyTorch's [N, K] row-major
+        let biasMD = Self.desc([1, n], dnnl_f32, dnnl_ab), dstMD = Self.desc([m, n], dnnl_f32, dnnl_ab)
+        let key = "matmul \(dataType) \(m)×\(k)×\(n) bias:\(bias != nil) residual:\(residual != nil)"
+        let p = try create(key, residual: residual != nil ? dstMD : nil, { raw in
+            var s = srcMD, w = Self.desc([k, n], dnnlType, dnnl_format_tag_any), b = biasMD, d = dstMD
+            let md = raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self)
+            return bias != nil ? dnnl_matmul_desc_init(md, &s, &w, &b, &d) : dnnl_matmul_desc_init(md, &s, &w, nil, &d)
+        }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
+        let (kept, temp) = try weights(weight, plain: plainW, for: p)
+        let src = dataType == .f32 ? nil : activations(x.pointer, count: x.count, srcMD)
+        let y = Tensor(shape: outShape, zeroed: false)
+        var args: [(Int32, Memory)] = [
+            (DNNL_ARG_SRC, Memory(srcMD, engine, src?.pointer ?? UnsafeMutableRawPointer(x.pointer))),
+            (DNNL_ARG_WEIGHTS, Memory(p.weights, engine, temp?.pointer ?? kept.buffer.pointer)),
+            (DNNL_ARG_DST, Memory(dstMD, engine, UnsafeMutableRawPointer(y.pointer))),
+        ]
+        if let bias { args.append((DNNL_ARG_BIAS, Memory(biasMD, engine, UnsafeMutableRawPointer(bias.pointer)))) }
+        if let residual { args.append((Self.residualArg, Memory(dstMD, engine, UnsafeMutableRawPointer(residual.pointer)))) }
+        try execute(p, args)
+        return y
+    }
+
+    /// 2-D convolution, NCHW float32 in and out, weight [Cout, Cin, kh, kw].
+    public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor {
+        precondition(x.rank == 4 && weight.shape.count == 4, "conv2d: input \(x.shape), weight \(weight.shape)")
+        let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+        precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
+        let oh = (h + padding.top + padding.bottom - kh) / stride + 1
+        let ow = (w + padding.left + padding.right - kw) / stride + 1
+        precondition(oh > 0 && ow > 0, "conv2d: output would be empty for input \(x.shape)")
+        if let bias { precondition(bias.count == cout, "conv2d: bias \(bias.shape) for \(cout) outputs") }
+        lock.lock(); defer { lock.unlock() }
+        let plainSrc = Self.desc([b, cin, h, w], dnnlType, dnnl_nchw)
+        let plainW = Self.desc([cout, cin, kh, kw], dnnlType, dnnl_oihw)
+        let plainDst = Self.desc([b, cout, oh, ow], dnnl_f32, dnnl_nchw), biasMD = Self.desc([cout], dnnl_f32, dnnl_a)
+        let key = "conv \(dataType) \(x.shape)→\(cout)×\(kh)×\(kw) s\(stride) p\(padding.top),\(padding.left),\(padding.bottom),\(padding.right) bias:\(bias != nil)"
+        let p = try create(key, residual: nil, { raw in
+            var s = Self.desc([b, cin, h, w], dnnlType, dnnl_format_tag_any)
+            var wt = Self.desc([cout, cin, kh, kw], dnnlType, dnnl_format_tag_any)
+            var d = Self.desc([b, cout, oh, ow], dnnl_f32, dnnl_format_tag_any), bm = biasMD
+            var strides: [Int64] = [Int64(stride), Int64(stride)]
+            var padL: [Int64] = [Int64(padding.top), Int64(padding.left)], padR: [Int64] = [Int64(padding.bottom), Int64(padding.right)]
+            let cd = raw.assumingMemoryBound(to: dnnl_convolution_desc_t.self)
+            return bias != nil
+                ? dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct, &s, &wt, &bm, &d,
+                                                     &strides, &padL, &padR)
+                : dnnl_convolution_forward_desc_init(cd, dnnl_forward_inference, dnnl_convolution_direct, &s, &wt, nil, &d,
+                                                     &strides, &padL, &padR)
+        }, descSize: MemoryLayout<dnnl_convolution_desc_t>.size)
+        let (kept, temp) = try weights(weight, plain: plainW, for: p)
+        // Source: in the compute type, then into the primitive's (blocked) layout if it wants one.
+        var src = dataType == .f32 ? nil : activations(x.pointer, count: x.count, plainSrc)
+        if !Self.same(plainSrc, p.src) {
+            let blocked = Buffer(p.src)
+            try reorder(from: plainSrc, src?.pointer ?? UnsafeMutableRawPointer(x.pointer), to: p.src, blocked.pointer)
+            src = blocked
+        }
+        let y = Tensor(shape: [b, cout, oh, ow], zeroed: false)
+        let dst = Self.same(plainDst, p.dst) ? nil : Buffer(p.dst)
+        var args: [(Int32, Memory)] = [
+            (DNNL_ARG_SRC, Memory(p.src, engine, src?.pointer ?? UnsafeMutableRawPointer(x.pointer))),
+            (DNNL_ARG_WEIGHTS, Memory(p.weights, engine, temp?.pointer ?? kept.buffer.pointer)),
+            (DNNL_ARG_DST, Memory(p.dst, engine, dst?.pointer ?? UnsafeMutableRawPointer(y.pointer))),
+        ]
+        if let bias { args.append((DNNL_ARG_BIAS, Memory(biasMD, engine, UnsafeMutableRawPointer(bias.pointer)))) }
+        try execute(p, args)
+        if let dst { try reorder(from: p.dst, dst.pointer, to: plainDst, UnsafeMutableRawPointer(y.pointer)) }
+        return y
+    }
+}

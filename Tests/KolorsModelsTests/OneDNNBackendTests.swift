@@ -1,0 +1,133 @@
+import Foundation
+import KolorsEngine
+import KolorsModels
+import Testing
+import KolorsTestSupport
+
+/// The oneDNN backend (`OneDNNCompute`: matmul and convolution primitives, weights prepared
+/// once in the primitive's layout, bias and residual as post-ops). bf16 needs AVX512-BF16/AMX,
+/// which the development machine lacks, so its code path is checked here in float32: the same
+/// primitives, preparation and post-ops with the data type f32, against OpenBLAS (≤ 1e-5) and
+/// against diffusers on the tiny checkpoint at the float32 parity tolerance (≤ 1e-4).
+@Suite("oneDNN primitives (float32)")
+struct OneDNNComputeTests {
+    let compute = OneDNNCompute.float32
+    let reference: OpenBLASBackend = {
+        let b = OpenBLASBackend()
+        b.winograd = false
+        return b
+    }()
+
+    static func values(_ n: Int, _ f: Double) -> [Float] { (0..<n).map { Float(sin(Double($0) * f + 0.3)) } }
+
+    @Test("float32 oneDNN runs here and passes its self-check")
+    func available() {
+        #expect(compute.isAvailable)
+        #expect((Backends.oneDNNFloat32 as! OneDNNBackend).usesOneDNN)
+        #expect(Backends.oneDNNFloat32.name == "f32-onednn")
+    }
+
+    @Test("linear: bias, residual, several row counts on one prepared weight")
+    func linear() throws {
+        let (k, n) = (70, 45)
+        let w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)))
+        let bias = Tensor(shape: [n], values: Self.values(n, 1.3))
+        for m in [1, 13, 200] {
+            let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.11))
+            let residual = Tensor(shape: [m, n], values: Self.values(m * n, 0.05))
+            #expect(relativeError(try compute.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
+            #expect(relativeError(try compute.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
+            let fused = try compute.linear(x, weight: w, bias: bias, residual: residual)
+            let separate = add(reference.linear(x, weight: w, bias: bias), residual)
+            #expect(relativeError(fused, separate) <= 1e-5, "m=\(m)")
+            // the residual really was added (not ignored)
+            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias)) > 1e-2)
+        }
+        // prepared once: a float32 copy in the primitive's layout, kept on the weight
+        #expect(w.preparedBytes >= n * k * 4)
+        let before = w.preparedBytes
+        _ = try compute.linear(Tensor(shape: [3, k], values: Self.values(3 * k, 0.2)), weight: w, bias: nil)
+        #expect(w.preparedBytes == before)
+    }
+
+    @Test("linear on mapped fp16 weights (the checkpoint's storage)")
+    func mappedWeights() throws {
+        let archive = try DiffusersModel(Fixtures.tinyKolors).weights("unet", variant: .fp16)
+        let loader = WeightLoader(component: "unet", archive: archive, residency: .mapped)
+        let name = "down_blocks.1.attentions.0.transformer_blocks.0.ff.net.2.weight"
+        let shape = try archive.mapped(name).shape
+        let w = try loader.weight(name, shape: shape)
+        guard case .mapped = w.storage else { Issue.record("weight not mapped"); return }
+        let x = Tensor(shape: [17, shape[1]], values: Self.values(17 * shape[1], 0.3))
+        #expect(relativeError(try compute.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
+    }
+
+    @Test("convolution: strides, asymmetric padding, 1×1, with and without bias", arguments: [
+        (stride: 1, pad: Padding2D.symmetric(1), kernel: 3),
+        (stride: 2, pad: Padding2D(top: 0, left: 0, bottom: 1, right: 1), kernel: 3),
+        (stride: 1, pad: Padding2D.none, kernel: 1),
+    ])
+    func conv(stride: Int, pad: Padding2D, kernel: Int) throws {
+        let (b, cin, cout, h, wd) = (2, 6, 5, 9, 7)
+        let x = Tensor(shape: [b, cin, h, wd], values: Self.values(b * cin * h * wd, 0.37))
+        let w = Weight(Tensor(shape: [cout, cin, kernel, kernel], values: Self.values(cout * cin * kernel * kernel, 0.9)))
+        let bias = Tensor(shape: [cout], values: Self.values(cout, 2.1))
+        for bb in [nil, bias] {
+            let got = try compute.conv2d(x, weight: w, bias: bb, stride: stride, padding: pad)
+            let want = reference.conv2d(x, weight: w, bias: bb, stride: stride, padding: pad)
+            #expect(got.shape == want.shape)
+            #expect(relativeError(got, want) <= 1e-5, "bias \(bb != nil)")
+        }
+        #expect(w.preparedBytes >= cout * cin * kernel * kernel * 4)
+    }
+
+    @Test("OpenBLAS: the residual as GEMM's starting C equals a separate add")
+    func openBLASResidual() {
+        let (m, k, n) = (9, 31, 12)
+        let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.4))
+        let w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.8)))
+        let r = Tensor(shape: [m, n], values: Self.values(m * n, 0.6))
+        for bias in [nil, Tensor(shape: [n], values: Self.values(n, 0.2))] {
+            let fused = reference.linear(x, weight: w, bias: bias, residual: r)
+            #expect(maxAbsError(fused, add(reference.linear(x, weight: w, bias: bias), r)) <= 1e-5)
+        }
+    }
+}
+
+/// Whole models on `Backends.oneDNNFloat32` against diffusers: the tolerance of the float32
+/// parity suites (relative L2 ≤ 1e-4).
+@Suite("oneDNN backend parity (float32)")
+struct OneDNNParityTests {
+    let backend = Backends.oneDNNFloat32
+    static let tolerance = 1e-4
+
+    @Test(arguments: ["t801", "t23"])
+    func unet(caseName: String) throws {
+        #expect((backend as! OneDNNBackend).usesOneDNN)
+        let refs = try Fixtures.References("unet.safetensors")
+        let unet = try UNet2DConditionModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full, backend: backend)
+        let out = try unet(try refs["sample"], timesteps: [caseName == "t801" ? 801 : 23],
+                           encoderHiddenStates: try refs["encoder_hidden_states"], textEmbeds: try refs["text_embeds"],
+                           timeIds: try refs["time_ids"])
+        let err = relativeError(out, try refs["\(caseName).out"])
+        #expect(err <= Self.tolerance, "unet.\(caseName): \(err)")
+    }
+
+    @Test func vae() throws {
+        let refs = try Fixtures.References("vae.safetensors")
+        let vae = try AutoencoderKL.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full, backend: backend)
+        let decoded = relativeError(try vae.decode(try refs["latents"]), try refs["decoded"])
+        #expect(decoded <= Self.tolerance, "decoded: \(decoded)")
+        let mean = relativeError(try vae.encode(try refs["image"]).mean, try refs["mean"])
+        #expect(mean <= Self.tolerance, "mean: \(mean)")
+    }
+
+    @Test func textEncoder() throws {
+        let refs = try Fixtures.References("text_encoder.safetensors")
+        let encoder = try ChatGLMModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full, backend: backend)
+        let enc = try encoder.encode(inputIds: try refs.ints("input_ids"), attentionMask: try refs.ints("attention_mask"),
+                                     positionIds: try refs.ints("position_ids"))
+        #expect(relativeError(enc.promptEmbeds, try refs["prompt_embeds"]) <= Self.tolerance)
+        #expect(relativeError(enc.pooled, try refs["pooled"]) <= Self.tolerance)
+    }
+}
