@@ -32,10 +32,37 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
+    @Option(name: .long, help: "Where linear layers and convolutions run: auto (the precision's default), openblas, or onednn (its primitives, weights prepared once in oneDNN's layout; for A/B runs).")
+    var backend: BenchBackend = .auto
+
+    /// The backend the options select.
+    func makeBackend() -> ComputeBackend {
+        let p = precision.resolved
+        switch backend {
+        case .auto: return p.backend
+        case .openblas: return OpenBLASBackend(bf16Operands: p == .bf16)
+        case .onednn: return OneDNNBackend(p == .bf16 ? .bf16 : .f32)
+        }
+    }
+
     func validate() throws {
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else { throw ValidationError("--width/--height must be positive multiples of 8") }
         guard batch >= 1, repeats >= 1 else { throw ValidationError("--batch and --repeats must be at least 1") }
     }
+}
+
+enum BenchBackend: String, ExpressibleByArgument, CaseIterable {
+    case auto, openblas, onednn
+}
+
+/// Prints the backend's name, and for oneDNN how many operations fell back to OpenBLAS.
+func printBackend(_ backend: ComputeBackend) {
+    var line = "backend: \(backend.name)"
+    if let o = backend as? OneDNNBackend {
+        let f = o.fallbacks
+        line += "; operations oneDNN did not run: \(f.count)" + (f.last.map { " (last: \($0))" } ?? "")
+    }
+    print(line)
 }
 
 /// Peak resident set size of this process, in MiB.
@@ -140,8 +167,9 @@ struct UNetBench: ParsableCommand {
 
     func run() throws {
         EngineThreads.configure(options.threads)
+        let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
-        let unet = try UNet2DConditionModel.load(from: model, backend: options.precision.resolved.backend)
+        let unet = try UNet2DConditionModel.load(from: model, backend: backend)
         let c = unet.config
         let (h, w, b) = (options.height / 8, options.width / 8, options.batch)
         var g = SystemRandomNumberGenerator()
@@ -173,8 +201,9 @@ struct UNetBench: ParsableCommand {
                      peak, 100 * flops / median / 1e9 / peak))
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
+        printBackend(backend)
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
-                       ("precision", options.precision.resolved.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("gflops", flops / median / 1e9), ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -186,10 +215,11 @@ struct TextEncoderBench: ParsableCommand {
 
     func run() throws {
         EngineThreads.configure(options.threads)
+        let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
         let encoder = try ChatGLMModel.load(from: model, precision: options.textEncoderPrecision,
                                             cacheDirectory: Int8WeightCache.defaultDirectory,
-                                            backend: options.precision.resolved.backend)
+                                            backend: backend)
         let cfg = encoder.config
         let ids = (0..<256).map { 2 + ($0 * 7919) % 2000 }
         let (median, _) = try measure(repeats: options.repeats, label: "text-encoder") {
@@ -205,7 +235,8 @@ struct TextEncoderBench: ParsableCommand {
         let peak = measuredPeakGFLOPs(options.precision.resolved)
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s measured in this process), peak RSS %.0f MiB",
                      median, flops / median / 1e9, 100 * flops / median / 1e9 / peak, peak, peakRSSMiB()))
-        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue),
+        printBackend(backend)
+        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue), ("backend", backend.name),
                        ("weights", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
                        ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
@@ -222,8 +253,9 @@ struct VAEDecodeBench: ParsableCommand {
 
     func run() throws {
         EngineThreads.configure(options.threads)
+        let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
-        let vae = try AutoencoderKL.load(from: model, encoder: false, backend: options.precision.resolved.backend)
+        let vae = try AutoencoderKL.load(from: model, encoder: false, backend: backend)
         let z = Tensor(shape: [1, vae.config.latentChannels, options.height / 8, options.width / 8], zeroed: false)
         var g = SystemRandomNumberGenerator()
         for i in 0..<z.count { z.pointer[i] = Float.random(in: -3...3, using: &g) }
@@ -232,9 +264,10 @@ struct VAEDecodeBench: ParsableCommand {
         }
         printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
+        printBackend(backend)
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
                        ("tiling", tiling ? "512px" : "off"),
-                       ("precision", options.precision.resolved.rawValue), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -304,9 +337,10 @@ struct PipelineBench: ParsableCommand {
 
     func run() throws {
         EngineThreads.configure(options.threads)
+        let backend = options.makeBackend()
         let pipeline = try KolorsPipeline(model: try DiffusersModel(options.model),
                                           textEncoderPrecision: options.textEncoderPrecision,
-                                          backend: options.precision.resolved.backend)
+                                          backend: backend)
         var request = GenerationRequest(prompt: "a lighthouse at dusk, 黄昏的灯塔, highly detailed")
         request.width = options.width
         request.height = options.height
@@ -328,8 +362,9 @@ struct PipelineBench: ParsableCommand {
             print(String(format: "run %d: %.1f s (", i + 1, r.seconds) + parts.joined(separator: ", ") + ")")
         }
         print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
+        printBackend(backend)
         printJSONLine([("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),
-                       ("precision", options.precision.resolved.rawValue), ("text_encoder", options.textEncoderPrecision.rawValue),
+                       ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("text_encoder", options.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_first", runs[0].seconds), ("seconds_second", runs[1].seconds),
                        ("text_encoder_loads", pipeline.prompts.encoderLoads), ("peak_rss_mib", peakRSSMiB())])
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Linear layers and convolutions on oneDNN (`OneDNNCompute`: primitives per shape, weights
 /// prepared once, bias and residual fused), attention and plain matmuls on OpenBLAS, in
 /// float32 or bf16. In bf16 every product takes bf16 operands — activations rounded to nearest
@@ -33,26 +35,42 @@ public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
         return compute
     }
 
+    private let lock = NSLock()
+    private var fallbackCount = 0
+    private var lastFailure: String?
+
+    /// Operations that oneDNN refused or failed and OpenBLAS computed instead (results stay
+    /// right; benchmarks report the count so a silent fallback cannot pass for oneDNN speed).
+    public var fallbacks: (count: Int, last: String?) {
+        lock.lock(); defer { lock.unlock() }
+        return (fallbackCount, lastFailure)
+    }
+
+    private func run(_ op: String, _ oneDNN: () throws -> Tensor, else fallback: () -> Tensor) -> Tensor {
+        OpProfiler.shared.measure(op) {
+            do {
+                return try oneDNN()
+            } catch {
+                lock.lock(); fallbackCount += 1; lastFailure = "\(error)"; lock.unlock()
+                return fallback()
+            }
+        }
+    }
+
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
         guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias) }
-        return OpProfiler.shared.measure("linear") {
-            (try? c.linear(x, weight: weight, bias: bias)) ?? emulated.linear(x, weight: weight, bias: bias)
-        }
+        return run("linear", { try c.linear(x, weight: weight, bias: bias) }, else: { emulated.linear(x, weight: weight, bias: bias) })
     }
 
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor {
         guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias, residual: residual) }
-        return OpProfiler.shared.measure("linear") {
-            (try? c.linear(x, weight: weight, bias: bias, residual: residual))
-                ?? emulated.linear(x, weight: weight, bias: bias, residual: residual)
-        }
+        return run("linear", { try c.linear(x, weight: weight, bias: bias, residual: residual) },
+                   else: { emulated.linear(x, weight: weight, bias: bias, residual: residual) })
     }
 
     public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
         guard let c = onOneDNN(weight) else { return emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
-        return OpProfiler.shared.measure("conv2d") {
-            (try? c.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding))
-                ?? emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
-        }
+        return run("conv2d", { try c.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) },
+                   else: { emulated.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) })
     }
 }

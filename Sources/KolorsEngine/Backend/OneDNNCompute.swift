@@ -6,7 +6,9 @@ import Foundation
 /// float32 sums and output). Primitives are created once per shape and reused across steps;
 /// each weight is converted (fp16/bf16/fp32 → the compute type) and reordered into the layout
 /// the primitive asks for **once**, at its first use, and kept with the weight (`Weight.prepared`)
-/// for as long as the model lives. Bias and a residual add run inside the primitive (post-ops),
+/// for as long as the model lives, while the mapped source's pages are dropped (a model that
+/// runs each weight once, like the text encoder, drops the prepared form too, layer by layer:
+/// `Weight.releasePages`). Bias and a residual add run inside the primitive (post-ops),
 /// so neither costs a pass over the output.
 ///
 /// bf16 needs AVX512-BF16 or AMX (oneDNN has no bf16 kernels elsewhere); float32 runs on any
@@ -240,6 +242,8 @@ public final class OneDNNCompute: @unchecked Sendable {
             }
             r0 += n
         }
+        // The prepared form replaces the mapped source from now on: drop its pages.
+        weight.releaseSourcePages()
         if Self.same(plain, md) { return PreparedWeight(md: md, buffer: plainBuffer) }
         let packed = Buffer(md)
         try reorder(from: plain, plainBuffer.pointer, to: md, packed.pointer)

@@ -84,8 +84,16 @@ public final class Weight: @unchecked Sendable {
         return forms.values.reduce(0) { $0 + $1.bytes }
     }
 
-    /// Drops a mapped weight's pages from this process (see `MappedTensor.releasePages`).
+    /// Drops a mapped weight's pages from this process (see `MappedTensor.releasePages`) and
+    /// any prepared forms (a weight used once per run, like the text encoder's, gains nothing
+    /// from keeping them).
     public func releasePages() {
+        formsLock.lock(); forms.removeAll(); formsLock.unlock()
+        releaseSourcePages()
+    }
+
+    /// Drops only the mapped (or int8-cache) pages, keeping prepared forms.
+    public func releaseSourcePages() {
         switch storage {
         case .mapped(let m): m.releasePages()
         case .int8(let q): q.releasePages()
