@@ -40,6 +40,18 @@ struct BenchCommandTests {
         #expect((v["seconds_median"] as? Double ?? 0) > 0)
     }
 
+    @Test("--backend onednn runs the oneDNN primitives and says whether any operation fell back")
+    func oneDNNBackend() throws {
+        let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--repeats", "1",
+                             "--precision", "fp32", "--backend", "onednn"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("backend: f32-onednn; operations oneDNN did not run: 0"), "\(r.stdout)")
+        #expect(try lastJSON(r.stdout)["backend"] as? String == "f32-onednn")
+        let plain = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--repeats", "1",
+                                 "--precision", "fp32", "--backend", "openblas"])
+        #expect(try lastJSON(plain.stdout)["backend"] as? String == "fp32-openblas")
+    }
+
     @Test("bad sizes are refused in one line")
     func validation() throws {
         let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "63"])
