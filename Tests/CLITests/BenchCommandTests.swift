@@ -52,6 +52,25 @@ struct BenchCommandTests {
         #expect(try lastJSON(plain.stdout)["backend"] as? String == "fp32-openblas")
     }
 
+    @Test("bench pipeline: the second generation skips the text encoder; --runs 1 times one")
+    func pipeline() throws {
+        let r = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--steps", "2",
+                             "--precision", "fp32"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try lastJSON(r.stdout)
+        #expect(j["component"] as? String == "pipeline" && j["steps"] as? Int == 2)
+        #expect(j["text_encoder_loads"] as? Int == 1, "\(j)")
+        #expect((j["seconds_first"] as? Double ?? 0) > 0 && (j["seconds_second"] as? Double ?? 0) > 0)
+        #expect(r.stdout.contains("run 1:") && r.stdout.contains("run 2:"))
+        let once = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--steps", "1",
+                                "--precision", "fp32", "--runs", "1"])
+        #expect(once.status == 0, "\(once.stderr)")
+        let o = try lastJSON(once.stdout)
+        #expect(o["seconds_second"] == nil && (o["seconds_first"] as? Double ?? 0) > 0 && !once.stdout.contains("run 2:"))
+        let bad = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--runs", "3"])
+        #expect(bad.status != 0 && bad.stderr.contains("--runs must be 1 or 2"), "\(bad.stderr)")
+    }
+
     @Test("bad sizes are refused in one line")
     func validation() throws {
         let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "63"])
