@@ -4,8 +4,8 @@ import KolorsModels
 import Testing
 import KolorsTestSupport
 
-/// The oneDNN backend (`OneDNNCompute`: matmul and convolution primitives, weights prepared
-/// once in the primitive's layout, bias and residual as post-ops). bf16 needs AVX512-BF16/AMX,
+/// The oneDNN backend (`OneDNNCompute`: matmul, convolution and attention primitives, weights
+/// prepared once in the primitive's layout, bias and residual as post-ops). bf16 needs AVX512-BF16/AMX,
 /// which the development machine lacks, so its code path is checked here in float32: the same
 /// primitives, preparation and post-ops with the data type f32, against OpenBLAS (≤ 1e-5) and
 /// against diffusers on the tiny checkpoint at the float32 parity tolerance (≤ 1e-4).
@@ -86,6 +86,40 @@ struct OneDNNComputeTests {
         #expect(w.preparedBytes >= cout * cin * kernel * kernel * 4)
     }
 
+    @Test("attention: self and cross, grouped heads, masks with -inf, several query chunks", arguments: [
+        (heads: 3, kvHeads: 3, lq: 37, lk: 37, masked: false, budget: 64 << 20),
+        (heads: 3, kvHeads: 3, lq: 37, lk: 11, masked: false, budget: 3 * 11 * 4 * 5),  // 5 query rows per chunk
+        (heads: 4, kvHeads: 2, lq: 19, lk: 19, masked: true, budget: 4 * 19 * 4 * 7),
+        (heads: 4, kvHeads: 1, lq: 1, lk: 9, masked: true, budget: 64 << 20),
+    ])
+    func attention(heads: Int, kvHeads: Int, lq: Int, lk: Int, masked: Bool, budget: Int) throws {
+        let (b, d) = (2, 8)
+        let q = Tensor(shape: [b, lq, heads * d], values: Self.values(b * lq * heads * d, 0.31))
+        let k = Tensor(shape: [b, lk, kvHeads * d], values: Self.values(b * lk * kvHeads * d, 0.17))
+        let v = Tensor(shape: [b, lk, kvHeads * d], values: Self.values(b * lk * kvHeads * d, 0.53))
+        var mask: AttentionMask?
+        if masked {
+            // per batch: causal, and batch item 1 also hides its first two keys (left padding);
+            // the diagonal stays visible so no row is fully masked
+            let m = Tensor(shape: [b, lq, lk], zeroed: true)
+            for bi in 0..<b {
+                for i in 0..<lq {
+                    for j in 0..<lk where j > i + (lk - lq) || (bi == 1 && j < 2 && j != i + (lk - lq)) {
+                        m.pointer[(bi * lq + i) * lk + j] = -.infinity
+                    }
+                }
+            }
+            mask = .perBatch(m)
+        }
+        let scale = 1 / Float(d).squareRoot()
+        let got = try compute.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask,
+                                        scoreBudget: budget)
+        let want = reference.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
+        #expect(got.shape == want.shape)
+        #expect(relativeError(got, want) <= 1e-5, "\(relativeError(got, want))")
+        #expect(!(0..<got.count).contains { got.pointer[$0].isNaN })
+    }
+
     @Test("OpenBLAS: the residual as GEMM's starting C equals a separate add")
     func openBLASResidual() {
         let (m, k, n) = (9, 31, 12)
@@ -116,6 +150,13 @@ struct OneDNNParityTests {
                            timeIds: try refs["time_ids"])
         let err = relativeError(out, try refs["\(caseName).out"])
         #expect(err <= Self.tolerance, "unet.\(caseName): \(err)")
+        noFallbacks()
+    }
+
+    /// Every linear, conv and attention ran on oneDNN (none fell back to OpenBLAS).
+    func noFallbacks(sourceLocation: SourceLocation = #_sourceLocation) {
+        let f = (backend as! OneDNNBackend).fallbacks
+        #expect(f.count == 0, "oneDNN fell back \(f.count) times; last: \(f.last ?? "")", sourceLocation: sourceLocation)
     }
 
     @Test func vae() throws {
@@ -125,6 +166,7 @@ struct OneDNNParityTests {
         #expect(decoded <= Self.tolerance, "decoded: \(decoded)")
         let mean = relativeError(try vae.encode(try refs["image"]).mean, try refs["mean"])
         #expect(mean <= Self.tolerance, "mean: \(mean)")
+        noFallbacks()
     }
 
     @Test func textEncoder() throws {
@@ -134,5 +176,6 @@ struct OneDNNParityTests {
                                      positionIds: try refs.ints("position_ids"))
         #expect(relativeError(enc.promptEmbeds, try refs["prompt_embeds"]) <= Self.tolerance)
         #expect(relativeError(enc.pooled, try refs["pooled"]) <= Self.tolerance)
+        noFallbacks()
     }
 }

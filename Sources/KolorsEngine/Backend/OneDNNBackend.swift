@@ -1,8 +1,8 @@
 import Foundation
 
-/// Linear layers and convolutions on oneDNN (`OneDNNCompute`: primitives per shape, weights
-/// prepared once, bias and residual fused), attention and plain matmuls on OpenBLAS, in
-/// float32 or bf16. In bf16 every product takes bf16 operands — activations rounded to nearest
+/// Linear layers, convolutions and attention on oneDNN (`OneDNNCompute`: primitives per shape,
+/// weights prepared once, bias and residual fused), plain matmuls on OpenBLAS, in float32 or
+/// bf16. In bf16 every product takes bf16 operands — activations rounded to nearest
 /// even, weights converted from their stored fp16/bf16/fp32 — and sums in float32, as
 /// diffusers' bf16 matmuls do; norms, softmax and element-wise work stay float32.
 ///
@@ -12,7 +12,7 @@ import Foundation
 /// convolution always take that path (a oneDNN copy would undo int8's memory saving; the
 /// upsampled input would have to exist).
 public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
-    /// The OpenBLAS path with the same operand rounding (attention, matmul, fallbacks).
+    /// The OpenBLAS path with the same operand rounding (matmul, fallbacks).
     public let emulated: OpenBLASBackend
     public var base: ComputeBackend { emulated }
     /// The oneDNN primitives, or nil where this data type does not run here.
@@ -66,6 +66,15 @@ public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
         guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias, residual: residual) }
         return run("linear", { try c.linear(x, weight: weight, bias: bias, residual: residual) },
                    else: { emulated.linear(x, weight: weight, bias: bias, residual: residual) })
+    }
+
+    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                          mask: AttentionMask?) -> Tensor {
+        guard let c = compute else {
+            return emulated.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask)
+        }
+        return run("attention", { try c.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask) },
+                   else: { emulated.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask) })
     }
 
     public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {

@@ -112,6 +112,13 @@ public final class OneDNNCompute: @unchecked Sendable {
         return md
     }
 
+    private static func desc(_ dims: [Int], strides: [Int], _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
+        var md = dnnl_memory_desc_t()
+        var d = dims.map(Int64.init), s = strides.map(Int64.init)
+        dnnl_memory_desc_init_by_strides(&md, Int32(d.count), &d, type, &s)
+        return md
+    }
+
     private static func same(_ a: dnnl_memory_desc_t, _ b: dnnl_memory_desc_t) -> Bool {
         var a = a, b = b
         return dnnl_memory_desc_equal(&a, &b) != 0
@@ -119,7 +126,7 @@ public final class OneDNNCompute: @unchecked Sendable {
 
     /// Builds the primitive for an operation descriptor, the residual (if any) added as a
     /// binary post-op, and remembers the layouts it chose.
-    private func create(_ key: String, residual: dnnl_memory_desc_t?,
+    private func create(_ key: String, residual: dnnl_memory_desc_t?, outputScale: Float? = nil,
                         _ makeDesc: (UnsafeMutableRawPointer) -> dnnl_status_t, descSize: Int) throws -> Primitive {
         if let p = primitives[key] { return p }
         try setUp()
@@ -129,6 +136,11 @@ public final class OneDNNCompute: @unchecked Sendable {
         var attr: dnnl_primitive_attr_t?
         dnnl_primitive_attr_create(&attr)
         defer { dnnl_primitive_attr_destroy(attr) }
+        if var outputScale {
+            guard dnnl_primitive_attr_set_output_scales(attr, 1, 0, &outputScale) == dnnl_success else {
+                throw Failure(description: "oneDNN: output scale refused for \(key)")
+            }
+        }
         if var residual {
             var ops: dnnl_post_ops_t?
             dnnl_post_ops_create(&ops)
@@ -355,5 +367,91 @@ public final class OneDNNCompute: @unchecked Sendable {
         try execute(p, args)
         if let dst { try reorder(from: p.dst, dst.pointer, to: plainDst, UnsafeMutableRawPointer(y.pointer)) }
         return y
+    }
+
+    /// Scaled dot-product attention, as `ComputeBackend.attention`. Per batch item and chunk of
+    /// queries: S = scale·Q·Kᵀ for every head in one batched matmul (the heads of a group share
+    /// their K/V head by broadcasting), the mask added and softmax taken in float32, then
+    /// O = P·V in a second batched matmul written straight into the output's head columns. In
+    /// bf16, Q, K, V and P are bf16 (as in diffusers' bf16 attention); S and O are float32.
+    public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
+                          mask: AttentionMask?, scoreBudget: Int = 64 << 20) throws -> Tensor {
+        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
+        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1]
+        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == lk, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")
+        precondition(heads % kvHeads == 0 && q.shape[2] % heads == 0, "attention: \(heads) heads, \(kvHeads) kv heads")
+        let d = q.shape[2] / heads, group = heads / kvHeads
+        precondition(k.shape[2] == kvHeads * d && v.shape[2] == kvHeads * d, "attention: k/v width must be \(kvHeads)×\(d)")
+        var maskBase: ((Int) -> UnsafeMutablePointer<Float>)?
+        switch mask {
+        case .shared(let m):
+            precondition(m.shape == [lq, lk], "attention: mask \(m.shape) for \(lq)×\(lk)")
+            maskBase = { _ in m.pointer }
+        case .perBatch(let m):
+            precondition(m.shape == [b, lq, lk], "attention: mask \(m.shape) for \(b)×\(lq)×\(lk)")
+            maskBase = { bi in m.pointer + bi * lq * lk }
+        case nil: break
+        }
+        let qStride = heads * d, kvStride = kvHeads * d
+        let chunk = max(1, min(lq, scoreBudget / max(1, heads * lk * 4)))
+        lock.lock(); defer { lock.unlock() }
+        try setUp()
+        func operand(_ t: Tensor) -> (UnsafeMutableRawPointer, Buffer?) {
+            if dataType == .f32 { return (UnsafeMutableRawPointer(t.pointer), nil) }
+            let buffer = activations(t.pointer, count: t.count, Self.desc([t.count], dnnlType, dnnl_a))
+            return (buffer.pointer, buffer)
+        }
+        let (qp, qKeep) = operand(q), (kp, kKeep) = operand(k), (vp, vKeep) = operand(v)
+        defer { _ = (qKeep, kKeep, vKeep) }
+        let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * chunk * lk)
+        defer { scores.deallocate() }
+        let probs = dataType == .f32 ? nil : Buffer(Self.desc([heads * chunk * lk], dnnl_bf16, dnnl_a))
+        let e = elementBytes
+        var q0 = 0
+        while q0 < lq {
+            let rows = min(chunk, lq - q0)
+            // [kvHeads, group, rows, ·] views of the [B, L, H·D] tensors; K and V broadcast over the group.
+            let qmd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnlType)
+            let kmd = Self.desc([kvHeads, 1, d, lk], strides: [d, d, 1, kvStride], dnnlType)
+            let smd = Self.desc([kvHeads, group, rows, lk], dnnl_f32, dnnl_abcd)
+            let pmd = Self.desc([kvHeads, group, rows, lk], dnnlType, dnnl_abcd)
+            let vmd = Self.desc([kvHeads, 1, lk, d], strides: [d, d, kvStride, 1], dnnlType)
+            let omd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnl_f32)
+            let shape = "\(dataType) \(kvHeads)×\(group)×\(rows)×\(d)·\(lk) strides \(qStride),\(kvStride)"
+            let qk = try create("attention QKᵀ \(shape) scale \(scale)", residual: nil, outputScale: scale, { raw in
+                var s = qmd, w = kmd, dd = smd
+                return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
+            }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
+            let pv = try create("attention PV \(shape)", residual: nil, { raw in
+                var s = pmd, w = vmd, dd = omd
+                return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
+            }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
+            for bi in 0..<b {
+                try execute(qk, [(DNNL_ARG_SRC, Memory(qmd, engine, qp + (bi * lq + q0) * qStride * e)),
+                                 (DNNL_ARG_WEIGHTS, Memory(kmd, engine, kp + bi * lk * kvStride * e)),
+                                 (DNNL_ARG_DST, Memory(smd, engine, UnsafeMutableRawPointer(scores)))])
+                if let m = maskBase?(bi) {
+                    let sp = scores
+                    parallelFor(heads * rows, grain: 16) { r in
+                        for row in r {
+                            let srow = sp + row * lk, mrow = m + (q0 + row % rows) * lk
+                            for j in 0..<lk { srow[j] += mrow[j] }
+                        }
+                    }
+                }
+                let sp = scores
+                parallelFor(heads * rows, grain: 16) { r in kk_softmax_rows(sp + r.lowerBound * lk, r.count, lk, lk) }
+                if let probs {
+                    let pp = probs.pointer.assumingMemoryBound(to: UInt16.self)
+                    parallelFor(heads * rows * lk, grain: 1 << 16) { r in kk_f32_to_bf16(sp + r.lowerBound, pp + r.lowerBound, r.count) }
+                }
+                try execute(pv, [(DNNL_ARG_SRC, Memory(pmd, engine, probs?.pointer ?? UnsafeMutableRawPointer(scores))),
+                                 (DNNL_ARG_WEIGHTS, Memory(vmd, engine, vp + bi * lk * kvStride * e)),
+                                 (DNNL_ARG_DST, Memory(omd, engine, UnsafeMutableRawPointer(out.pointer + (bi * lq + q0) * qStride)))])
+            }
+            q0 += rows
+        }
+        return out
     }
 }
