@@ -44,7 +44,7 @@ struct CLIPParityTests {
     func pickleRefused() throws {
         let dir = try TemporaryFolder()
         try FileManager.default.copyItem(atPath: Self.encoderDir + "/config.json", toPath: dir.path + "/config.json")
-        FileManager.default.createFile(atPath: dir.path + "/pytorch_model.bin", contents: Data([0x80, 0x02]))
+        _ = FileManager.default.createFile(atPath: dir.path + "/pytorch_model.bin", contents: Data([0x80, 0x02]))
         do {
             _ = try CLIPVisionModel.load(directory: dir.path)
             Issue.record("loaded a pickle")

@@ -76,7 +76,7 @@ struct IPAdapterParityTests {
     @Test("pickles and files that are not IP-Adapter-Plus are refused with clear messages")
     func refusals() throws {
         let dir = try TemporaryFolder()
-        FileManager.default.createFile(atPath: dir.path + "/ip_adapter_plus_general.bin", contents: Data([0x80, 0x02]))
+        _ = FileManager.default.createFile(atPath: dir.path + "/ip_adapter_plus_general.bin", contents: Data([0x80, 0x02]))
         #expect(throws: CheckpointError.self) { _ = try IPAdapterWeights.load(dir.path) }
         do { _ = try IPAdapterWeights.load(dir.path) } catch let e as CheckpointError {
             #expect(e.message.contains("ip_adapter_plus_general.bin is a PyTorch pickle"), "\(e.message)")

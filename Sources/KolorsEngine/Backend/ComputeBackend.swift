@@ -8,6 +8,23 @@ public struct Padding2D: Sendable, Equatable {
     public static let none = Padding2D.symmetric(0)
 }
 
+/// The sizes of a 2-D convolution of an NCHW input with a [Cout, Cin, kh, kw] weight, checked.
+public struct Conv2DShape: Sendable {
+    public let batch: Int, inChannels: Int, height: Int, width: Int
+    public let outChannels: Int, kernelHeight: Int, kernelWidth: Int
+    public let outHeight: Int, outWidth: Int
+
+    public init(input: [Int], weight: [Int], stride: Int, padding: Padding2D) {
+        precondition(input.count == 4 && weight.count == 4, "conv2d: input \(input), weight \(weight)")
+        (batch, inChannels, height, width) = (input[0], input[1], input[2], input[3])
+        (outChannels, kernelHeight, kernelWidth) = (weight[0], weight[2], weight[3])
+        precondition(weight[1] == inChannels, "conv2d: input has \(inChannels) channels, weight expects \(weight[1])")
+        outHeight = (height + padding.top + padding.bottom - kernelHeight) / stride + 1
+        outWidth = (width + padding.left + padding.right - kernelWidth) / stride + 1
+        precondition(outHeight > 0 && outWidth > 0, "conv2d: output would be empty for input \(input)")
+    }
+}
+
 /// An additive attention mask.
 public enum AttentionMask: Sendable {
     /// Added to the scores of every batch item and head: [Lq, Lk].

@@ -322,13 +322,9 @@ public final class OneDNNCompute: @unchecked Sendable {
 
     /// 2-D convolution, NCHW float32 in and out, weight [Cout, Cin, kh, kw].
     public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) throws -> Tensor {
-        precondition(x.rank == 4 && weight.shape.count == 4, "conv2d: input \(x.shape), weight \(weight.shape)")
-        let (b, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (cout, wcin, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-        precondition(wcin == cin, "conv2d: input has \(cin) channels, weight expects \(wcin)")
-        let oh = (h + padding.top + padding.bottom - kh) / stride + 1
-        let ow = (w + padding.left + padding.right - kw) / stride + 1
-        precondition(oh > 0 && ow > 0, "conv2d: output would be empty for input \(x.shape)")
+        let s = Conv2DShape(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+        let (b, cin, h, w) = (s.batch, s.inChannels, s.height, s.width)
+        let (cout, kh, kw, oh, ow) = (s.outChannels, s.kernelHeight, s.kernelWidth, s.outHeight, s.outWidth)
         if let bias { precondition(bias.count == cout, "conv2d: bias \(bias.shape) for \(cout) outputs") }
         lock.lock(); defer { lock.unlock() }
         let plainSrc = Self.desc([b, cin, h, w], dnnlType, dnnl_nchw)

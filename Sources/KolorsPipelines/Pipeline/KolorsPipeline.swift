@@ -177,7 +177,6 @@ public final class KolorsPipeline: @unchecked Sendable {
             defer { timings[key, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9 }
             return try body()
         }
-        let isImg2Img = request.initImage != nil
         let height = request.height ?? defaultSize
         let width = request.width ?? defaultSize
         let batch = request.prompts.count
