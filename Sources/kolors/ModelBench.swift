@@ -32,7 +32,7 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
-    @Option(name: .long, help: "Where linear layers and convolutions run: auto (the precision's default), openblas, or onednn (its primitives, weights prepared once in oneDNN's layout; for A/B runs).")
+    @Option(name: .long, help: "Where linear layers, convolutions and attention run: auto (the precision's default), openblas, or onednn (its primitives, weights prepared once in oneDNN's layout; for A/B runs).")
     var backend: BenchBackend = .auto
 
     /// The backend the options select.
@@ -326,7 +326,7 @@ enum UNetFLOPs {
 /// skipped the second time: embeddings are cached).
 struct PipelineBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "pipeline",
-                                                    abstract: "Time a whole txt2img twice with the same prompt (the second skips the text encoder).")
+                                                    abstract: "Time a whole txt2img twice with the same prompt (the second skips the text encoder), or once with --runs 1.")
     @OptionGroup var options: ModelBenchOptions
 
     @Option(name: .long, help: "Generations with the same prompt: 2 (default; the second skips the text encoder) or 1.")
