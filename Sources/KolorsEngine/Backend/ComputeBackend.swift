@@ -31,6 +31,38 @@ public enum AttentionMask: Sendable {
     case shared(Tensor)
     /// One mask per batch item, shared by its heads: [B, Lq, Lk].
     case perBatch(Tensor)
+
+    /// The [Lq, Lk] mask of batch item `b`.
+    public func pointer(batch b: Int) -> UnsafeMutablePointer<Float> {
+        switch self {
+        case .shared(let m): m.pointer
+        case .perBatch(let m): m.pointer + b * m.shape[1] * m.shape[2]
+        }
+    }
+}
+
+/// The sizes of a `ComputeBackend.attention` call — q [B, Lq, H·D], k and v [B, Lk, Hkv·D],
+/// the mask [Lq, Lk] or [B, Lq, Lk] — checked.
+public struct AttentionShape: Sendable {
+    public let batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int
+    /// Query heads per K/V head.
+    public var group: Int { heads / kvHeads }
+
+    public init(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, mask: AttentionMask?) {
+        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
+        (batch, queries, keys) = (q.shape[0], q.shape[1], k.shape[1])
+        precondition(k.shape[0] == batch && v.shape[0] == batch && v.shape[1] == keys, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")
+        precondition(heads % kvHeads == 0 && q.shape[2] % heads == 0, "attention: \(heads) heads, \(kvHeads) kv heads")
+        (self.heads, self.kvHeads, headDim) = (heads, kvHeads, q.shape[2] / heads)
+        precondition(k.shape[2] == kvHeads * headDim && v.shape[2] == kvHeads * headDim,
+                     "attention: k/v width must be \(kvHeads)×\(headDim)")
+        switch mask {
+        case .shared(let m): precondition(m.shape == [queries, keys], "attention: mask \(m.shape) for \(queries)×\(keys)")
+        case .perBatch(let m):
+            precondition(m.shape == [batch, queries, keys], "attention: mask \(m.shape) for \(batch)×\(queries)×\(keys)")
+        case nil: break
+        }
+    }
 }
 
 /// The seam between models and heavy arithmetic. Model code calls these (through the layers)

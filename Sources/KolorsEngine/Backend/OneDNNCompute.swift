@@ -209,15 +209,13 @@ public final class OneDNNCompute: @unchecked Sendable {
         }
     }
 
-    /// `count` floats at `src` in the compute type, into a fresh buffer of `md` (plain layout).
-    private func activations(_ src: UnsafeMutablePointer<Float>, count: Int, _ md: dnnl_memory_desc_t) -> Buffer {
-        let buffer = Buffer(md)
-        if dataType == .f32 {
-            buffer.pointer.copyMemory(from: src, byteCount: count * 4)
-        } else {
-            let dst = buffer.pointer.assumingMemoryBound(to: UInt16.self)
-            parallelFor(count, grain: 1 << 16) { r in kk_f32_to_bf16(src + r.lowerBound, dst + r.lowerBound, r.count) }
-        }
+    /// `t` in bf16 (a fresh plain buffer) when computing in bf16; nil in float32, where the
+    /// primitives read `t` itself.
+    private func bf16Activations(_ t: Tensor) -> Buffer? {
+        guard dataType == .bf16 else { return nil }
+        let buffer = Buffer(Self.desc([t.count], dnnl_bf16, dnnl_a))
+        let src = t.pointer, dst = buffer.pointer.assumingMemoryBound(to: UInt16.self)
+        parallelFor(t.count, grain: 1 << 16) { r in kk_f32_to_bf16(src + r.lowerBound, dst + r.lowerBound, r.count) }
         return buffer
     }
 
@@ -307,7 +305,7 @@ public final class OneDNNCompute: @unchecked Sendable {
             return bias != nil ? dnnl_matmul_desc_init(md, &s, &w, &b, &d) : dnnl_matmul_desc_init(md, &s, &w, nil, &d)
         }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
         let (kept, temp) = try weights(weight, plain: plainW, for: p)
-        let src = dataType == .f32 ? nil : activations(x.pointer, count: x.count, srcMD)
+        let src = bf16Activations(x)
         let y = Tensor(shape: outShape, zeroed: false)
         var args: [(Int32, Memory)] = [
             (DNNL_ARG_SRC, Memory(srcMD, engine, src?.pointer ?? UnsafeMutableRawPointer(x.pointer))),
@@ -346,7 +344,7 @@ public final class OneDNNCompute: @unchecked Sendable {
         }, descSize: MemoryLayout<dnnl_convolution_desc_t>.size)
         let (kept, temp) = try weights(weight, plain: plainW, for: p)
         // Source: in the compute type, then into the primitive's (blocked) layout if it wants one.
-        var src = dataType == .f32 ? nil : activations(x.pointer, count: x.count, plainSrc)
+        var src = bf16Activations(x)
         if !Self.same(plainSrc, p.src) {
             let blocked = Buffer(p.src)
             try reorder(from: plainSrc, src?.pointer ?? UnsafeMutableRawPointer(x.pointer), to: p.src, blocked.pointer)
@@ -372,33 +370,16 @@ public final class OneDNNCompute: @unchecked Sendable {
     /// bf16, Q, K, V and P are bf16 (as in diffusers' bf16 attention); S and O are float32.
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?, scoreBudget: Int = 64 << 20) throws -> Tensor {
-        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
-        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1]
-        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == lk, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")
-        precondition(heads % kvHeads == 0 && q.shape[2] % heads == 0, "attention: \(heads) heads, \(kvHeads) kv heads")
-        let d = q.shape[2] / heads, group = heads / kvHeads
-        precondition(k.shape[2] == kvHeads * d && v.shape[2] == kvHeads * d, "attention: k/v width must be \(kvHeads)×\(d)")
-        var maskBase: ((Int) -> UnsafeMutablePointer<Float>)?
-        switch mask {
-        case .shared(let m):
-            precondition(m.shape == [lq, lk], "attention: mask \(m.shape) for \(lq)×\(lk)")
-            maskBase = { _ in m.pointer }
-        case .perBatch(let m):
-            precondition(m.shape == [b, lq, lk], "attention: mask \(m.shape) for \(b)×\(lq)×\(lk)")
-            maskBase = { bi in m.pointer + bi * lq * lk }
-        case nil: break
-        }
+        let shape = AttentionShape(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, mask: mask)
+        let (b, lq, lk, d, group) = (shape.batch, shape.queries, shape.keys, shape.headDim, shape.group)
         let qStride = heads * d, kvStride = kvHeads * d
         let chunk = max(1, min(lq, scoreBudget / max(1, heads * lk * 4)))
         lock.lock(); defer { lock.unlock() }
         try setUp()
-        func operand(_ t: Tensor) -> (UnsafeMutableRawPointer, Buffer?) {
-            if dataType == .f32 { return (UnsafeMutableRawPointer(t.pointer), nil) }
-            let buffer = activations(t.pointer, count: t.count, Self.desc([t.count], dnnlType, dnnl_a))
-            return (buffer.pointer, buffer)
-        }
-        let (qp, qKeep) = operand(q), (kp, kKeep) = operand(k), (vp, vKeep) = operand(v)
-        defer { _ = (qKeep, kKeep, vKeep) }
+        let (qKeep, kKeep, vKeep) = (bf16Activations(q), bf16Activations(k), bf16Activations(v))
+        defer { withExtendedLifetime((qKeep, kKeep, vKeep)) {} }
+        let qp = qKeep?.pointer ?? UnsafeMutableRawPointer(q.pointer), kp = kKeep?.pointer ?? UnsafeMutableRawPointer(k.pointer)
+        let vp = vKeep?.pointer ?? UnsafeMutableRawPointer(v.pointer)
         let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * chunk * lk)
         defer { scores.deallocate() }
@@ -414,12 +395,12 @@ public final class OneDNNCompute: @unchecked Sendable {
             let pmd = Self.desc([kvHeads, group, rows, lk], dnnlType, dnnl_abcd)
             let vmd = Self.desc([kvHeads, 1, lk, d], strides: [d, d, kvStride, 1], dnnlType)
             let omd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnl_f32)
-            let shape = "\(dataType) \(kvHeads)×\(group)×\(rows)×\(d)·\(lk) strides \(qStride),\(kvStride)"
-            let qk = try create("attention QKᵀ \(shape) scale \(scale)", residual: nil, outputScale: scale, { raw in
+            let sizes = "\(dataType) \(kvHeads)×\(group)×\(rows)×\(d)·\(lk) strides \(qStride),\(kvStride)"
+            let qk = try create("attention QKᵀ \(sizes) scale \(scale)", residual: nil, outputScale: scale, { raw in
                 var s = qmd, w = kmd, dd = smd
                 return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
             }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
-            let pv = try create("attention PV \(shape)", residual: nil, { raw in
+            let pv = try create("attention PV \(sizes)", residual: nil, { raw in
                 var s = pmd, w = vmd, dd = omd
                 return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
             }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
@@ -427,7 +408,7 @@ public final class OneDNNCompute: @unchecked Sendable {
                 try execute(qk, [(DNNL_ARG_SRC, Memory(qmd, engine, qp + (bi * lq + q0) * qStride * e)),
                                  (DNNL_ARG_WEIGHTS, Memory(kmd, engine, kp + bi * lk * kvStride * e)),
                                  (DNNL_ARG_DST, Memory(smd, engine, UnsafeMutableRawPointer(scores)))])
-                if let m = maskBase?(bi) {
+                if let m = mask?.pointer(batch: bi) {
                     let sp = scores
                     parallelFor(heads * rows, grain: 16) { r in
                         for row in r {

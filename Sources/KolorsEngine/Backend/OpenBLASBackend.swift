@@ -266,32 +266,14 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
 
     private func attentionImpl(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                                mask: AttentionMask?) -> Tensor {
-        precondition(q.rank == 3 && k.rank == 3 && v.rank == 3, "attention wants [B, L, H·D] tensors")
-        let b = q.shape[0], lq = q.shape[1], lk = k.shape[1]
-        precondition(k.shape[0] == b && v.shape[0] == b && v.shape[1] == lk, "attention: q \(q.shape) k \(k.shape) v \(v.shape)")
-        precondition(heads % kvHeads == 0 && q.shape[2] % heads == 0, "attention: \(heads) heads, \(kvHeads) kv heads")
-        let d = q.shape[2] / heads
-        precondition(k.shape[2] == kvHeads * d && v.shape[2] == kvHeads * d, "attention: k/v width must be \(kvHeads)×\(d)")
-        if let mask {
-            switch mask {
-            case .shared(let m): precondition(m.shape == [lq, lk], "attention: mask \(m.shape) for \(lq)×\(lk)")
-            case .perBatch(let m): precondition(m.shape == [b, lq, lk], "attention: mask \(m.shape) for \(b)×\(lq)×\(lk)")
-            }
-        }
-        let group = heads / kvHeads
+        let s = AttentionShape(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, mask: mask)
+        let (b, lq, lk, d, group) = (s.batch, s.queries, s.keys, s.headDim, s.group)
         let qStride = heads * d, kvStride = kvHeads * d
         let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
         let (workers, chunk) = attentionWorkspace(batch: b, heads: heads, queries: lq, keys: lk)
         // Independent (batch, head) pairs run on separate cores with single-threaded GEMMs: the
         // products are small (head dim 64) and BLAS's own threading loses to this split.
         let scores = Tensor(shape: [workers, chunk * lk], zeroed: false)
-        let maskPointer: (Int) -> UnsafeMutablePointer<Float>? = { bi in
-            switch mask {
-            case .shared(let m): m.pointer
-            case .perBatch(let m): m.pointer + bi * lq * lk
-            case nil: nil
-            }
-        }
         let qp = q.pointer, kp = k.pointer, vp = v.pointer, op = out.pointer, sbase = scores.pointer
         let pairs = b * heads
         let perWorker = (pairs + workers - 1) / workers
@@ -304,7 +286,7 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
                         let kvh = h / group
                         let qb = qp + bi * lq * qStride, kb = kp + bi * lk * kvStride
                         let vb = vp + bi * lk * kvStride, ob = op + bi * lq * qStride
-                        let maskBase = maskPointer(bi)
+                        let maskBase = mask?.pointer(batch: bi)
                         var q0 = 0
                         while q0 < lq {
                             let rows = min(chunk, lq - q0)
