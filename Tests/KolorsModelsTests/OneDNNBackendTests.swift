@@ -55,6 +55,29 @@ struct OneDNNComputeTests {
         #expect(relativeError(try compute.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
     }
 
+    @Test("the primitive cache is bounded: least recently used shapes are destroyed and rebuilt when needed")
+    func primitiveCacheBound() throws {
+        let small = OneDNNCompute(.f32, primitiveCapacity: 3)
+        #expect(small.isAvailable)  // the self-check itself builds four primitives
+        #expect(small.cachedPrimitives <= 3)
+        let (k, n) = (24, 10)
+        let w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.4)))
+        for round in 0..<2 {
+            for m in 1...6 {  // six shapes through a cache of three, twice
+                let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.1 + Double(round)))
+                #expect(relativeError(try small.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
+                #expect(small.cachedPrimitives <= 3)
+            }
+        }
+        // attention needs its two primitives at once, both inside the bound
+        let q = Tensor(shape: [1, 5, 8], values: Self.values(40, 0.3)), kv = Tensor(shape: [1, 7, 8], values: Self.values(56, 0.8))
+        let got = try small.attention(q: q, k: kv, v: kv, heads: 2, kvHeads: 2, scale: 0.5, mask: nil)
+        #expect(relativeError(got, reference.attention(q: q, k: kv, v: kv, heads: 2, kvHeads: 2, scale: 0.5, mask: nil)) <= 1e-5)
+        #expect(small.cachedPrimitives == 3)
+        // the shared instances keep a roomy default
+        #expect(OneDNNCompute.float32.primitiveCapacity >= 256)
+    }
+
     @Test("linear on mapped fp16 weights (the checkpoint's storage)")
     func mappedWeights() throws {
         let archive = try DiffusersModel(Fixtures.tinyKolors).weights("unet", variant: .fp16)

@@ -21,9 +21,14 @@ public final class OneDNNCompute: @unchecked Sendable {
     public static let bfloat16 = OneDNNCompute(.bf16)
 
     public let dataType: DataType
+    /// How many primitives stay cached; past it the least recently used one is destroyed (the
+    /// studio may visit many image sizes in one session, each with its own set of shapes — one
+    /// UNet size needs about 80, the VAE about 20).
+    public let primitiveCapacity: Int
     private var engine: dnnl_engine_t?
     private var stream: dnnl_stream_t?
-    private var primitives: [String: Primitive] = [:]
+    private var primitives: [String: (primitive: Primitive, lastUse: UInt64)] = [:]
+    private var uses: UInt64 = 0
     private let lock = NSLock()
     private var checked: Bool?
 
@@ -31,7 +36,19 @@ public final class OneDNNCompute: @unchecked Sendable {
         public let description: String
     }
 
-    private init(_ dataType: DataType) { self.dataType = dataType }
+    /// A compute of its own (own engine, stream and primitive cache); the process normally
+    /// shares `float32` and `bfloat16`.
+    public init(_ dataType: DataType, primitiveCapacity: Int = 512) {
+        precondition(primitiveCapacity >= 2, "an attention call needs two primitives at once")
+        self.dataType = dataType
+        self.primitiveCapacity = primitiveCapacity
+    }
+
+    /// The number of primitives cached now (at most `primitiveCapacity`).
+    public var cachedPrimitives: Int {
+        lock.lock(); defer { lock.unlock() }
+        return primitives.count
+    }
 
     private var dnnlType: dnnl_data_type_t { dataType == .f32 ? dnnl_f32 : dnnl_bf16 }
     private var elementBytes: Int { dataType == .f32 ? 4 : 2 }
@@ -44,8 +61,8 @@ public final class OneDNNCompute: @unchecked Sendable {
     }
 
     /// Whether this data type runs here: the primitives build, and a small linear layer (with
-    /// bias and residual) and a small convolution agree with float32 BLAS on the same
-    /// (for bf16: bf16-rounded) operands to 1e-5 relative.
+    /// bias and residual), a small convolution and a small masked grouped-head attention agree
+    /// with float32 BLAS on the same (for bf16: bf16-rounded) operands to 1e-5 relative.
     public var isAvailable: Bool {
         lock.lock()
         if let checked { lock.unlock(); return checked }
@@ -76,7 +93,15 @@ public final class OneDNNCompute: @unchecked Sendable {
             let pad = Padding2D(top: 0, left: 1, bottom: 1, right: 0)
             let gotC = try conv2d(xc, weight: wc, bias: bc, stride: 2, padding: pad)
             let wantC = reference.conv2d(xc, weight: wc, bias: bc, stride: 2, padding: pad)
+            // attention with two query heads sharing one K/V head and a causal -inf mask
+            let (lq, lk, d) = (6, 6, 8)
+            let q = Tensor(shape: [1, lq, 2 * d], values: values(lq * 2 * d))
+            let k = Tensor(shape: [1, lk, d], values: values(lk * d)), v = Tensor(shape: [1, lk, d], values: values(lk * d))
+            let mask = AttentionMask.shared(Tensor(shape: [lq, lk], values: (0..<(lq * lk)).map { $0 % lk > $0 / lk ? -Float.infinity : 0 }))
+            let gotA = try attention(q: q, k: k, v: v, heads: 2, kvHeads: 1, scale: 0.35, mask: mask)
+            let wantA = reference.attention(q: q, k: k, v: v, heads: 2, kvHeads: 1, scale: 0.35, mask: mask)
             return Self.relativeL2(got, want) <= 1e-5 && Self.relativeL2(gotC, wantC) <= 1e-5
+                && Self.relativeL2(gotA, wantA) <= 1e-5
         } catch {
             return false
         }
@@ -128,7 +153,11 @@ public final class OneDNNCompute: @unchecked Sendable {
     /// binary post-op, and remembers the layouts it chose.
     private func create(_ key: String, residual: dnnl_memory_desc_t?, outputScale: Float? = nil,
                         _ makeDesc: (UnsafeMutableRawPointer) -> dnnl_status_t, descSize: Int) throws -> Primitive {
-        if let p = primitives[key] { return p }
+        uses += 1
+        if let entry = primitives[key] {
+            primitives[key] = (entry.primitive, uses)
+            return entry.primitive
+        }
         try setUp()
         let opDesc = UnsafeMutableRawPointer.allocate(byteCount: descSize, alignment: 16)
         defer { opDesc.deallocate() }
@@ -163,7 +192,11 @@ public final class OneDNNCompute: @unchecked Sendable {
                           src: dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0).pointee,
                           weights: dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0).pointee,
                           dst: dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0).pointee)
-        primitives[key] = p
+        if primitives.count >= primitiveCapacity, let oldest = primitives.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            dnnl_primitive_destroy(oldest.value.primitive.handle)
+            primitives[oldest.key] = nil
+        }
+        primitives[key] = (p, uses)
         return p
     }
 
