@@ -78,6 +78,31 @@ struct OneDNNComputeTests {
         #expect(OneDNNCompute.float32.primitiveCapacity >= 256)
     }
 
+    @Test("weights used once per run and int8 weights: streamed block by block, nothing kept", arguments: [false, true])
+    func streamedLinear(int8: Bool) throws {
+        let streaming = OneDNNCompute(.f32)
+        streaming.streamBlockBytes = 16 * 70 * 4  // 16 rows a block: 45 rows → blocks of 16, 16, 13
+        let (k, n) = (70, 45)
+        var w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)))
+        if int8 { w = w.quantizedInt8() } else { w.usedOncePerRun = true }
+        let bias = Tensor(shape: [n], values: Self.values(n, 1.3))
+        for m in [1, 13, 200] {
+            let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.11))
+            let residual = Tensor(shape: [m, n], values: Self.values(m * n, 0.05))
+            #expect(relativeError(try streaming.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
+            #expect(relativeError(try streaming.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
+            let fused = try streaming.linear(x, weight: w, bias: bias, residual: residual)
+            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias, residual: residual)) <= 1e-5, "m=\(m)")
+            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias)) > 1e-2)
+        }
+        #expect(w.preparedBytes == 0)
+        // the backend sends int8 linear layers to oneDNN too (no fallback)
+        let backend = OneDNNBackend(.f32)
+        let x = Tensor(shape: [5, k], values: Self.values(5 * k, 0.6))
+        #expect(relativeError(backend.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
+        #expect(backend.fallbacks.count == 0)
+    }
+
     @Test("linear on mapped fp16 weights (the checkpoint's storage)")
     func mappedWeights() throws {
         let archive = try DiffusersModel(Fixtures.tinyKolors).weights("unet", variant: .fp16)
@@ -192,11 +217,29 @@ struct OneDNNParityTests {
         noFallbacks()
     }
 
+    /// The text encoder's weights run once per prompt: streamed block by block (4 matrices per
+    /// layer), never kept.
     @Test func textEncoder() throws {
         let refs = try Fixtures.References("text_encoder.safetensors")
         let encoder = try ChatGLMModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full, backend: backend)
+        let streamed = OneDNNCompute.float32.streamedLinearCalls
         let enc = try encoder.encode(inputIds: try refs.ints("input_ids"), attentionMask: try refs.ints("attention_mask"),
                                      positionIds: try refs.ints("position_ids"))
+        #expect(relativeError(enc.promptEmbeds, try refs["prompt_embeds"]) <= Self.tolerance)
+        #expect(relativeError(enc.pooled, try refs["pooled"]) <= Self.tolerance)
+        #expect(OneDNNCompute.float32.streamedLinearCalls - streamed >= 4 * encoder.config.numLayers)
+        noFallbacks()
+    }
+
+    /// Weight-only int8 on oneDNN (dequantized block by block) against diffusers with the same
+    /// int8 weights, at the bound the OpenBLAS int8 test uses.
+    @Test func textEncoderInt8() throws {
+        let refs = try Fixtures.References("text_encoder_int8.safetensors")
+        let tokens = try Fixtures.References("text_encoder.safetensors")
+        let encoder = try ChatGLMModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .fp16, precision: .int8,
+                                            backend: backend)
+        let enc = try encoder.encode(inputIds: try tokens.ints("input_ids"), attentionMask: try tokens.ints("attention_mask"),
+                                     positionIds: try tokens.ints("position_ids"))
         #expect(relativeError(enc.promptEmbeds, try refs["prompt_embeds"]) <= Self.tolerance)
         #expect(relativeError(enc.pooled, try refs["pooled"]) <= Self.tolerance)
         noFallbacks()

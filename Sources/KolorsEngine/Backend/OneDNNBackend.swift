@@ -8,9 +8,10 @@ import Foundation
 ///
 /// Where oneDNN cannot run the data type (bf16 without AVX512-BF16/AMX, or a failed
 /// self-check), every product runs the same arithmetic on float32 BLAS
-/// (`OpenBLASBackend(bf16Operands:)`). int8-stored weights and the fused nearest-2× upsample
-/// convolution always take that path (a oneDNN copy would undo int8's memory saving; the
-/// upsampled input would have to exist).
+/// (`OpenBLASBackend(bf16Operands:)`). The fused nearest-2× upsample convolution always takes
+/// that path (on oneDNN the upsampled input would have to exist). Linear layers whose weights
+/// are int8 or used once per run (the text encoder's) are converted block by block on each call
+/// instead of kept in a prepared copy (`OneDNNCompute.linear`).
 public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
     /// The OpenBLAS path with the same operand rounding (matmul, fallbacks).
     public let emulated: OpenBLASBackend
@@ -30,8 +31,10 @@ public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
         compute = useOneDNN && c.isAvailable ? c : nil
     }
 
+    /// Convolutions with int8-stored weights stay on OpenBLAS (no model has them); linear
+    /// layers with int8 weights run on oneDNN, dequantized block by block.
     private func onOneDNN(_ weight: Weight) -> OneDNNCompute? {
-        if case .int8 = weight.storage { return nil }
+        if weight.isInt8 { return nil }
         return compute
     }
 
@@ -58,12 +61,12 @@ public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
     }
 
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
-        guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias) }
+        guard let c = compute else { return emulated.linear(x, weight: weight, bias: bias) }
         return run("linear", { try c.linear(x, weight: weight, bias: bias) }, else: { emulated.linear(x, weight: weight, bias: bias) })
     }
 
     public func linear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor) -> Tensor {
-        guard let c = onOneDNN(weight) else { return emulated.linear(x, weight: weight, bias: bias, residual: residual) }
+        guard let c = compute else { return emulated.linear(x, weight: weight, bias: bias, residual: residual) }
         return run("linear", { try c.linear(x, weight: weight, bias: bias, residual: residual) },
                    else: { emulated.linear(x, weight: weight, bias: bias, residual: residual) })
     }

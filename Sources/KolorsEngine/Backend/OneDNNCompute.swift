@@ -6,10 +6,11 @@ import Foundation
 /// float32 sums and output). Primitives are created once per shape and reused across steps;
 /// each weight is converted (fp16/bf16/fp32 → the compute type) and reordered into the layout
 /// the primitive asks for **once**, at its first use, and kept with the weight (`Weight.prepared`)
-/// for as long as the model lives, while the mapped source's pages are dropped (a model that
-/// runs each weight once, like the text encoder, drops the prepared form too, layer by layer:
-/// `Weight.releasePages`). Bias and a residual add run inside the primitive (post-ops),
-/// so neither costs a pass over the output.
+/// for as long as the model lives, while the mapped source's pages are dropped. Weights used
+/// once per run (`Weight.usedOncePerRun`: the text encoder's) and int8 weights are instead
+/// converted block by block on every call into a plain layout the primitive reads as it is
+/// (`streamedLinear`). Bias and a residual add run inside the primitive (post-ops), so neither
+/// costs a pass over the output.
 ///
 /// bf16 needs AVX512-BF16 or AMX (oneDNN has no bf16 kernels elsewhere); float32 runs on any
 /// x86-64 and is how the tests exercise this code on CPUs without bf16. Each data type
@@ -43,6 +44,14 @@ public final class OneDNNCompute: @unchecked Sendable {
         self.dataType = dataType
         self.primitiveCapacity = primitiveCapacity
     }
+
+    /// Linear calls that streamed their weight (used once per run, or int8) instead of keeping
+    /// a prepared copy.
+    public var streamedLinearCalls: Int {
+        lock.lock(); defer { lock.unlock() }
+        return streamedCalls
+    }
+    private var streamedCalls = 0
 
     /// The number of primitives cached now (at most `primitiveCapacity`).
     public var cachedPrimitives: Int {
@@ -328,6 +337,9 @@ public final class OneDNNCompute: @unchecked Sendable {
         var outShape = x.shape
         outShape[outShape.count - 1] = n
         lock.lock(); defer { lock.unlock() }
+        if weight.usedOncePerRun || weight.isInt8 {
+            return try streamedLinear(x, weight: weight, bias: bias, residual: residual, m: m, k: k, n: n, outShape: outShape)
+        }
         let srcMD = Self.desc([m, k], dnnlType, dnnl_ab)
         let plainW = Self.desc([k, n], dnnlType, dnnl_ba)  // PyTorch's [N, K] row-major
         let biasMD = Self.desc([1, n], dnnl_f32, dnnl_ab), dstMD = Self.desc([m, n], dnnl_f32, dnnl_ab)
@@ -348,6 +360,62 @@ public final class OneDNNCompute: @unchecked Sendable {
         if let bias { args.append((DNNL_ARG_BIAS, Memory(biasMD, engine, UnsafeMutableRawPointer(bias.pointer)))) }
         if let residual { args.append((Self.residualArg, Memory(dstMD, engine, UnsafeMutableRawPointer(residual.pointer)))) }
         try execute(p, args)
+        return y
+    }
+
+    /// Bytes of converted weight rows one `streamedLinear` block holds (16 MiB: 2,048 rows of
+    /// a 4,096-wide bf16 matrix, a GEMM large enough to run near peak at 256 tokens).
+    public var streamBlockBytes = 16 << 20
+
+    /// `linear` for a weight that is not kept in a prepared form — used once per run (the text
+    /// encoder's: keeping a converted copy of 6B parameters would cost 12–25 GB, and preparing
+    /// one per prompt costs a conversion *and* a reorder) or stored as int8 (a kept copy would
+    /// undo the quantization's saving). Blocks of output rows of W are converted (fp16 → compute
+    /// type, or int8 · scale) into one small buffer in the plain [N, K] layout and multiplied in
+    /// by a primitive that reads that layout as it is; each block writes its own columns of the
+    /// output, with its slice of the bias and of the residual.
+    private func streamedLinear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor?,
+                                m: Int, k: Int, n: Int, outShape: [Int]) throws -> Tensor {
+        streamedCalls += 1
+        let blockRows = max(1, min(n, streamBlockBytes / max(1, k * elementBytes)))
+        let srcMD = Self.desc([m, k], dnnlType, dnnl_ab)
+        let src = bf16Activations(x)
+        let y = Tensor(shape: outShape, zeroed: false)
+        let block = Buffer(Self.desc([blockRows * k], dnnlType, dnnl_a))
+        let scratch = dataType == .bf16 ? UnsafeMutablePointer<Float>.allocate(capacity: blockRows * k) : nil
+        defer { scratch?.deallocate() }
+        var r0 = 0
+        while r0 < n {
+            let rows = min(blockRows, n - r0)
+            if let scratch {
+                let d = block.pointer.assumingMemoryBound(to: UInt16.self)
+                parallelFor(rows, grain: 8) { rr in
+                    let s = scratch + rr.lowerBound * k
+                    weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: s)
+                    kk_f32_to_bf16(s, d + rr.lowerBound * k, rr.count * k)
+                }
+            } else {
+                let d = block.pointer.assumingMemoryBound(to: Float.self)
+                parallelFor(rows, grain: 8) { rr in weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: d + rr.lowerBound * k) }
+            }
+            let wMD = Self.desc([k, rows], dnnlType, dnnl_ba)
+            let dstMD = Self.desc([m, rows], strides: [n, 1], dnnl_f32), biasMD = Self.desc([1, rows], dnnl_f32, dnnl_ab)
+            let key = "streamed matmul \(dataType) \(m)×\(k)×\(rows) of \(n) bias:\(bias != nil) residual:\(residual != nil)"
+            let p = try create(key, residual: residual != nil ? dstMD : nil, { raw in
+                var s = srcMD, w = wMD, b = biasMD, d = dstMD
+                let md = raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self)
+                return bias != nil ? dnnl_matmul_desc_init(md, &s, &w, &b, &d) : dnnl_matmul_desc_init(md, &s, &w, nil, &d)
+            }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
+            var args: [(Int32, Memory)] = [
+                (DNNL_ARG_SRC, Memory(srcMD, engine, src?.pointer ?? UnsafeMutableRawPointer(x.pointer))),
+                (DNNL_ARG_WEIGHTS, Memory(wMD, engine, block.pointer)),
+                (DNNL_ARG_DST, Memory(dstMD, engine, UnsafeMutableRawPointer(y.pointer + r0))),
+            ]
+            if let bias { args.append((DNNL_ARG_BIAS, Memory(biasMD, engine, UnsafeMutableRawPointer(bias.pointer + r0)))) }
+            if let residual { args.append((Self.residualArg, Memory(dstMD, engine, UnsafeMutableRawPointer(residual.pointer + r0)))) }
+            try execute(p, args)
+            r0 += rows
+        }
         return y
     }
 

@@ -13,6 +13,9 @@ public final class Weight: @unchecked Sendable {
 
     public let shape: [Int]
     public let storage: Storage
+    /// Set by models that run this weight once per run (the text encoder: once per prompt), so
+    /// a backend converts it block by block each time instead of keeping a prepared copy.
+    public var usedOncePerRun = false
     /// Forms a backend made of this weight once and keeps for the model's lifetime (e.g.
     /// oneDNN's bf16 copy in its blocked layout), by the backend's key.
     private var forms: [String: WeightForm] = [:]
@@ -37,6 +40,12 @@ public final class Weight: @unchecked Sendable {
     public func quantizedInt8() -> Weight { Weight(int8: Int8Matrix(quantizing: self)) }
 
     public var count: Int { shape.reduce(1, *) }
+
+    /// Whether the weight is stored as int8.
+    public var isInt8: Bool {
+        if case .int8 = storage { return true }
+        return false
+    }
 
     /// The resident float32 tensor, if this weight is resident.
     public var residentFloat32: Tensor? {

@@ -39,6 +39,8 @@ public final class GLMBlock: @unchecked Sendable {
                 l.replaceWeight(cached.map { Weight(int8: $0) } ?? l.weight.quantizedInt8())
             }
         }
+        // Each matrix runs once per prompt: a backend should not keep a converted copy.
+        for (_, l) in quantizedLinears(prefix: "") { l.weight.usedOncePerRun = true }
     }
 
     /// The matrices int8 quantization covers, with their full names.
