@@ -27,22 +27,32 @@ struct OneDNNComputeTests {
         #expect(Backends.oneDNNFloat32.name == "f32-onednn")
     }
 
+    /// `compute.linear` against OpenBLAS at 1, 13 and 200 rows: without bias, with bias, and
+    /// with bias and a fused residual (which must really have been added).
+    func checkLinear(_ compute: OneDNNCompute, weight w: Weight, bias: Tensor,
+                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let (n, k) = (w.shape[0], w.shape[1])
+        for m in [1, 13, 200] {
+            let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.11))
+            let residual = Tensor(shape: [m, n], values: Self.values(m * n, 0.05))
+            let plain = relativeError(try compute.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil))
+            #expect(plain <= 1e-5, "m=\(m)", sourceLocation: sourceLocation)
+            let biased = relativeError(try compute.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias))
+            #expect(biased <= 1e-5, "m=\(m)", sourceLocation: sourceLocation)
+            let fused = try compute.linear(x, weight: w, bias: bias, residual: residual)
+            let separate = add(reference.linear(x, weight: w, bias: bias), residual)
+            #expect(relativeError(fused, separate) <= 1e-5, "m=\(m)", sourceLocation: sourceLocation)
+            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias)) > 1e-2, "residual ignored",
+                    sourceLocation: sourceLocation)
+        }
+    }
+
     @Test("linear: bias, residual, several row counts on one prepared weight")
     func linear() throws {
         let (k, n) = (70, 45)
         let w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)))
         let bias = Tensor(shape: [n], values: Self.values(n, 1.3))
-        for m in [1, 13, 200] {
-            let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.11))
-            let residual = Tensor(shape: [m, n], values: Self.values(m * n, 0.05))
-            #expect(relativeError(try compute.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
-            #expect(relativeError(try compute.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
-            let fused = try compute.linear(x, weight: w, bias: bias, residual: residual)
-            let separate = add(reference.linear(x, weight: w, bias: bias), residual)
-            #expect(relativeError(fused, separate) <= 1e-5, "m=\(m)")
-            // the residual really was added (not ignored)
-            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias)) > 1e-2)
-        }
+        try checkLinear(compute, weight: w, bias: bias)
         // prepared once: a float32 copy in the primitive's layout, kept on the weight
         #expect(w.preparedBytes >= n * k * 4)
         let before = w.preparedBytes
@@ -86,15 +96,9 @@ struct OneDNNComputeTests {
         var w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)))
         if int8 { w = w.quantizedInt8() } else { w.usedOncePerRun = true }
         let bias = Tensor(shape: [n], values: Self.values(n, 1.3))
-        for m in [1, 13, 200] {
-            let x = Tensor(shape: [m, k], values: Self.values(m * k, 0.11))
-            let residual = Tensor(shape: [m, n], values: Self.values(m * n, 0.05))
-            #expect(relativeError(try streaming.linear(x, weight: w, bias: nil), reference.linear(x, weight: w, bias: nil)) <= 1e-5)
-            #expect(relativeError(try streaming.linear(x, weight: w, bias: bias), reference.linear(x, weight: w, bias: bias)) <= 1e-5)
-            let fused = try streaming.linear(x, weight: w, bias: bias, residual: residual)
-            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias, residual: residual)) <= 1e-5, "m=\(m)")
-            #expect(relativeError(fused, reference.linear(x, weight: w, bias: bias)) > 1e-2)
-        }
+        let calls = streaming.streamedLinearCalls
+        try checkLinear(streaming, weight: w, bias: bias)
+        #expect(streaming.streamedLinearCalls - calls == 9)
         #expect(w.preparedBytes == 0)
         // the backend sends int8 linear layers to oneDNN too (no fallback)
         let backend = OneDNNBackend(.f32)
