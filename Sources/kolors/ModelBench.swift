@@ -164,6 +164,12 @@ func printJSONLine(_ fields: [(String, Any)]) {
 struct UNetBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "unet", abstract: "Time one UNet forward pass.")
     @OptionGroup var options: ModelBenchOptions
+    @Flag(name: .long, help: """
+        Time a denoising step after a run's first, as the pipeline runs it: the text's cross-attention \
+        K/V are kept from the warm-up (diffusers recomputes them every step). Without it: a whole forward, \
+        as diffusers runs one.
+        """)
+    var keepConditioning = false
 
     func run() throws {
         EngineThreads.configure(options.threads)
@@ -185,15 +191,21 @@ struct UNetBench: ParsableCommand {
                                                                  Float(options.height), Float(options.width)], count: b).flatMap { $0 })
         let blocks = BlockTimer()
         var run = 0
+        let kept = keepConditioning ? CrossAttentionCache() : nil
         let (median, _) = try measure(repeats: options.repeats, label: "unet") {
             blocks.enabled = run > 0
             run += 1
             blocks.start()
             _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids,
-                         probe: { name, _ in blocks.mark(name) })
+                         crossAttentionCache: kept, probe: { name, _ in blocks.mark(name) })
             blocks.mark("conv_out")
         }
-        let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256)
+        let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256,
+                                       keptConditioning: keepConditioning)
+        if let kept {
+            print(String(format: "cross-attention K/V kept from the warm-up: %d layers, %.0f MiB", kept.count,
+                         Double(kept.bytes) / 1_048_576))
+        }
         printBreakdown(repeats: options.repeats, total: median)
         blocks.print(repeats: options.repeats, total: median)
         let peak = measuredPeakGFLOPs(options.precision.resolved)
@@ -204,6 +216,7 @@ struct UNetBench: ParsableCommand {
         printBackend(backend)
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
                        ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("keep_conditioning", keepConditioning),
                        ("gflops", flops / median / 1e9), ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -272,9 +285,11 @@ struct VAEDecodeBench: ParsableCommand {
     }
 }
 
-/// Multiply-add count of a UNet forward (2 FLOPs per MAC), from its config.
+/// Multiply-add count of a UNet forward (2 FLOPs per MAC), from its config; with
+/// `keptConditioning`, without the cross-attention K/V projections a kept cache skips.
 enum UNetFLOPs {
-    static func estimate(config c: UNet2DConditionConfig, height: Int, width: Int, batch: Int, contextLength: Int) -> Double {
+    static func estimate(config c: UNet2DConditionConfig, height: Int, width: Int, batch: Int, contextLength: Int,
+                         keptConditioning: Bool = false) -> Double {
         var macs = 0.0
         let ch = c.blockOutChannels
         func conv(_ cin: Int, _ cout: Int, _ k: Int, _ pixels: Int) { macs += Double(cin * cout * k * k * pixels) }
@@ -287,7 +302,8 @@ enum UNetFLOPs {
             macs += Double(2 * C * C * px)  // proj in/out
             for _ in 0..<depth {
                 macs += Double(4 * C * C * px) + 2 * Double(px * px * C)  // self-attention
-                macs += Double(2 * C * C * px) + Double(2 * C * ctx * contextLength) + 2 * Double(px * contextLength * C)
+                macs += Double(2 * C * C * px) + 2 * Double(px * contextLength * C)  // cross-attention: q, out, QKᵀ, PV
+                if !keptConditioning { macs += Double(2 * C * ctx * contextLength) }  // its K and V of the text
                 macs += Double(8 * C * C * px + 4 * C * C * px)  // GEGLU feed-forward
             }
         }

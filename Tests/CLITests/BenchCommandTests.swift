@@ -24,6 +24,16 @@ struct BenchCommandTests {
         for key in ["seconds_median", "gflops", "peak_gflops", "peak_rss_mib"] {
             #expect((json[key] as? Double ?? 0) > 0, "\(key) in \(json)")
         }
+        #expect(json["keep_conditioning"] as? Bool == false)
+    }
+
+    @Test("--keep-conditioning times a step after the first: the text's cross-attention K/V kept from the warm-up")
+    func unetKeepConditioning() throws {
+        let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--repeats", "1",
+                             "--precision", "fp32", "--keep-conditioning"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("cross-attention K/V kept from the warm-up: 17 layers"), "\(r.stdout)")
+        #expect(try lastJSON(r.stdout)["keep_conditioning"] as? Bool == true)
     }
 
     @Test func textEncoderAndVAE() throws {

@@ -52,6 +52,15 @@ struct IPAdapterParityTests {
                            imageScale: scale)
         let err = relativeError(out, try refs["unet_ip.scale\(scale).t801.out"])
         #expect(err <= 1e-4, "scale \(scale): \(err)")
+        // with a cross-attention cache: the same output, text and image K/V kept per layer
+        let cache = CrossAttentionCache(), states = try u["encoder_hidden_states"]
+        for _ in 0..<2 {
+            let cached = try unet(try u["sample"], timesteps: [801], encoderHiddenStates: states,
+                                  textEmbeds: try u["text_embeds"], timeIds: try u["time_ids"], imageTokens: tokens, ipAdapter: ip,
+                                  imageScale: scale, crossAttentionCache: cache)
+            #expect(relativeError(cached, out) <= 1e-5)
+        }
+        #expect(cache.count == 2 * names.count)
         // scale 0 and no adapter give the plain UNet
         let plain = try unet(try u["sample"], timesteps: [801], encoderHiddenStates: try u["encoder_hidden_states"],
                              textEmbeds: try u["text_embeds"], timeIds: try u["time_ids"], imageTokens: tokens, ipAdapter: ip,

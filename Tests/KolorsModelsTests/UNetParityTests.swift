@@ -44,6 +44,35 @@ struct UNetParityTests {
         #expect(relativeError(out, try refs["t801.out"]) <= 5e-3)
     }
 
+    @Test("a cross-attention cache shared by a run's steps gives the same outputs; other conditioning starts it over")
+    func crossAttentionCache() throws {
+        let refs = try Fixtures.References("unet.safetensors")
+        let unet = try UNet2DConditionModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full)
+        let (sample, textEmbeds, timeIds) = (try refs["sample"], try refs["text_embeds"], try refs["time_ids"])
+        let states = try refs["encoder_hidden_states"]
+        func run(_ t: Float, _ states: Tensor, _ cache: CrossAttentionCache?) throws -> Tensor {
+            try unet(sample, timesteps: [t], encoderHiddenStates: states, textEmbeds: textEmbeds, timeIds: timeIds,
+                     crossAttentionCache: cache)
+        }
+        let cache = CrossAttentionCache()
+        // Equal up to the order of parallel sums (which other tests running at once can change): ≤ 1e-5.
+        let first = try run(801, states, cache)
+        #expect(relativeError(first, try run(801, states, nil)) <= 1e-5)
+        #expect(cache.count == unet.crossAttentionLayers.count)
+        let bytes = cache.bytes
+        #expect(bytes > 0)
+        // the next step reads the kept K/V: same numbers as computing them, same reference error
+        let second = try run(23, states, cache)
+        #expect(relativeError(second, try run(23, states, nil)) <= 1e-5)
+        #expect(relativeError(second, try refs["t23.out"]) <= Self.tolerance)
+        #expect(cache.count == unet.crossAttentionLayers.count && cache.bytes == bytes)
+        // other text embeddings: nothing stale is used
+        let other = scale(states.copy(), 0.5)
+        let fresh = try run(801, other, cache)
+        #expect(relativeError(fresh, try run(801, other, nil)) <= 1e-5)
+        #expect(relativeError(fresh, first) > 1e-3)
+    }
+
     @Test("cancellation stops a forward pass between blocks")
     func cancellation() throws {
         let refs = try Fixtures.References("unet.safetensors")

@@ -37,15 +37,20 @@ public final class Attention: @unchecked Sendable {
     /// With `image` tokens [B, Li, Cc] and their `imageProjections` (`to_k_ip`, `to_v_ip`), adds
     /// IP-Adapter's branch: `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip, before `to_out` (skipped
     /// when the scale is 0). With `residual`, returns `residual + attention` (diffusers'
-    /// residual connection), added inside `to_out`'s product.
+    /// residual connection), added inside `to_out`'s product. With a `cache`, a cross-attention
+    /// layer takes its K and V (and the image branch's) from it, made there at the first step.
     public func callAsFunction(_ x: Tensor, context: Tensor? = nil, image: Tensor? = nil,
                                imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1,
-                               residual: Tensor? = nil) -> Tensor {
+                               residual: Tensor? = nil, cache: CrossAttentionCache? = nil) -> Tensor {
         let ctx = context ?? x
-        let q = toQ(x), k = toK(ctx), v = toV(ctx)
+        let cache = context != nil ? crossAttentionIndex.flatMap { i in cache.map { ($0, i) } } : nil
+        let q = toQ(x)
+        let (k, v) = cache.map { c, i in c.keysValues("text.\(i)") { (toK(ctx), toV(ctx)) } } ?? (toK(ctx), toV(ctx))
         let out = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
         if let image, let ip = imageProjections, imageScale != 0 {
-            let ipOut = backend.attention(q: q, k: ip.toK(image), v: ip.toV(image), heads: heads, kvHeads: heads,
+            let (ipK, ipV) = cache.map { c, i in c.keysValues("image.\(i)") { (ip.toK(image), ip.toV(image)) } }
+                ?? (ip.toK(image), ip.toV(image))
+            let ipOut = backend.attention(q: q, k: ipK, v: ipV, heads: heads, kvHeads: heads,
                                           scale: scale, mask: nil)
             axpy(imageScale, ipOut, out)
         }

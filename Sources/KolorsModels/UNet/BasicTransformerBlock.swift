@@ -27,7 +27,8 @@ public final class BasicTransformerBlock: @unchecked Sendable {
     public func callAsFunction(_ x: Tensor, context: CrossAttentionContext) -> Tensor {
         var x = attn1(norm1(x), residual: x)
         x = attn2(norm2(x), context: context.text, image: context.image,
-                  imageProjections: context.projections(for: attn2), imageScale: context.imageScale, residual: x)
+                  imageProjections: context.projections(for: attn2), imageScale: context.imageScale, residual: x,
+                  cache: context.cache)
         return ffOut(geglu(ffProj(norm3(x))), residual: x)
     }
 }

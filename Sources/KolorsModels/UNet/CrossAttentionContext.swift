@@ -13,12 +13,16 @@ public struct CrossAttentionContext: Sendable {
     public var imageScale: Float
     /// `to_k_ip` / `to_v_ip` per cross-attention layer (indexed by `Attention.crossAttentionIndex`).
     public var imageProjections: [(toK: Linear, toV: Linear)]
+    /// K/V projections kept across a run's steps, or nil (computed each call).
+    public var cache: CrossAttentionCache?
 
-    public init(text: Tensor, image: Tensor? = nil, imageScale: Float = 1, imageProjections: [(toK: Linear, toV: Linear)] = []) {
+    public init(text: Tensor, image: Tensor? = nil, imageScale: Float = 1, imageProjections: [(toK: Linear, toV: Linear)] = [],
+                cache: CrossAttentionCache? = nil) {
         self.text = text
         self.image = image
         self.imageScale = imageScale
         self.imageProjections = imageProjections
+        self.cache = cache
     }
 
     /// The image projections of a cross-attention layer, if any.

@@ -155,10 +155,13 @@ public final class UNet2DConditionModel: @unchecked Sendable {
     /// IP-Adapter's projected image embeddings, attended to through `ipAdapter`'s per-layer
     /// projections (see `checkIPAdapter`) and weighted by `imageScale`. The model itself is not
     /// changed, so one UNet can serve runs with and without adapters at the same time.
-    /// `probe` receives named intermediates for bisecting.
+    /// A `crossAttentionCache` shared by a run's steps keeps what they would recompute from the
+    /// unchanged conditioning (`encoder_hid_proj`, cross-attention K/V). `probe` receives named
+    /// intermediates for bisecting.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                                textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
                                imageTokens: Tensor? = nil, ipAdapter: IPAdapterWeights? = nil, imageScale: Float = 1,
+                               crossAttentionCache: CrossAttentionCache? = nil,
                                cancel: CancellationToken? = nil,
                                probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
         let b = sample.shape[0]
@@ -183,7 +186,10 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         let siluTemb = silu(emb)
 
         // 2. context
-        let text = encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates
+        let cache = crossAttentionCache
+        cache?.bind(unet: self, text: encoderHiddenStates, image: imageTokens, adapter: ipAdapter)
+        let project = { self.encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates }
+        let text = cache?.projectedText(project) ?? project()
         probe?("encoder_hid_proj", text)
         if let imageTokens {
             precondition(imageTokens.shape[0] == b && imageTokens.shape.last == text.shape.last,
@@ -191,7 +197,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         }
         precondition(imageTokens == nil || ipAdapter != nil, "image tokens need the IP-Adapter's projections")
         let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale,
-                                            imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [])
+                                            imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [],
+                                            cache: cache)
 
         // 3. down
         var h = convIn(sample)

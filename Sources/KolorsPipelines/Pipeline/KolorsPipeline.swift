@@ -253,6 +253,7 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
         let steps = Array(firstStep..<scheduler.timesteps.count)
         var stepSeconds: [Double] = []
+        let crossAttention = CrossAttentionCache()  // the conditioning's K/V, made at the first step
         for (n, i) in steps.enumerated() {
             try cancel?.check()
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -260,7 +261,7 @@ public final class KolorsPipeline: @unchecked Sendable {
             var noisePred = try timed("unet") {
                 try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
                          textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens, ipAdapter: adapter,
-                         imageScale: request.ipAdapter?.scale ?? 0, cancel: cancel)
+                         imageScale: request.ipAdapter?.scale ?? 0, crossAttentionCache: crossAttention, cancel: cancel)
             }
             if cfg {
                 let uncond = noisePred.slice(0..<total), text = noisePred.slice(total..<(2 * total))
