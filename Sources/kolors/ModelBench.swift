@@ -72,6 +72,13 @@ func peakRSSMiB() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
+/// Resident memory now (/proc/self/statm; 0 where it cannot be read).
+func currentRSSMiB() -> Double {
+    guard let statm = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+          let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+    return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+}
+
 /// Times `body` once to warm up and `repeats` times more; prints and returns the median.
 func measure(repeats: Int, label: String, _ body: () throws -> Void) rethrows -> (median: Double, all: [Double]) {
     var times: [Double] = []
@@ -83,7 +90,8 @@ func measure(repeats: Int, label: String, _ body: () throws -> Void) rethrows ->
         try body()
         let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
         if r > 0 { times.append(dt) }
-        FileHandle.standardError.write(Data("\(label) \(r == 0 ? "warm-up" : "run \(r)"): \(String(format: "%.2f", dt)) s\n".utf8))
+        let rss = String(format: "RSS after it %.0f MiB, peak so far %.0f MiB", currentRSSMiB(), peakRSSMiB())
+        FileHandle.standardError.write(Data("\(label) \(r == 0 ? "warm-up" : "run \(r)"): \(String(format: "%.2f", dt)) s (\(rss))\n".utf8))
     }
     return (times.sorted()[times.count / 2], times)
 }
