@@ -43,13 +43,16 @@ public final class Attention: @unchecked Sendable {
                                imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1,
                                residual: Tensor? = nil, cache: CrossAttentionCache? = nil) -> Tensor {
         let ctx = context ?? x
-        let cache = context != nil ? crossAttentionIndex.flatMap { i in cache.map { ($0, i) } } : nil
+        // A cross-attention layer's K/V from the cache (made there at the first step), if given one.
+        let cached = context != nil ? crossAttentionIndex.flatMap { i in cache.map { ($0, i) } } : nil
         let q = toQ(x)
-        let (k, v) = cache.map { c, i in c.keysValues(CrossAttentionCache.key(layer: i, image: false)) { (toK(ctx), toV(ctx)) } } ?? (toK(ctx), toV(ctx))
+        let (k, v) = cached.map { c, i in c.keysValues(CrossAttentionCache.key(layer: i, image: false)) { (toK(ctx), toV(ctx)) } }
+            ?? (toK(ctx), toV(ctx))
         let out = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
         if let image, let ip = imageProjections, imageScale != 0 {
-            let (ipK, ipV) = cache.map { c, i in c.keysValues(CrossAttentionCache.key(layer: i, image: true)) { (ip.toK(image), ip.toV(image)) } }
-                ?? (ip.toK(image), ip.toV(image))
+            let (ipK, ipV) = cached.map { c, i in
+                c.keysValues(CrossAttentionCache.key(layer: i, image: true)) { (ip.toK(image), ip.toV(image)) }
+            } ?? (ip.toK(image), ip.toV(image))
             let ipOut = backend.attention(q: q, k: ipK, v: ipV, heads: heads, kvHeads: heads,
                                           scale: scale, mask: nil)
             axpy(imageScale, ipOut, out)

@@ -79,10 +79,11 @@ public final class CrossAttentionCache: @unchecked Sendable {
     /// Makes every pair at once, at the start of the first step, into one allocation; later
     /// calls with the same binding do nothing. (Kept pairs made one by one inside the step
     /// would each pin freed heap memory around them: 1.2 GB more resident at full size.)
-    func fill(_ projections: [Projection]) {
+    func fill(_ make: () -> [Projection]) {
         lock.lock(); defer { lock.unlock() }
         if filled { return }
         filled = true
+        let projections = make()
         let rows = projections.map { $0.tokens.count / $0.toK.inFeatures }
         let total = zip(projections, rows).reduce(0) { $0 + $1.1 * ($1.0.toK.outFeatures + $1.0.toV.outFeatures) }
         let storage = TensorStorage(count: total)

@@ -199,18 +199,18 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale,
                                             imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [],
                                             cache: cache)
-        if let cache {
-            let layers = crossAttentionLayers.map(\.attention)
-            var projections = layers.enumerated().map { i, a in
-                CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: false), toK: a.toK, toV: a.toV, tokens: text)
+        cache?.fill {
+            var projections = crossAttentionLayers.enumerated().map { i, l in
+                CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: false),
+                                               toK: l.attention.toK, toV: l.attention.toV, tokens: text)
             }
             if let imageTokens, imageScale != 0 {
                 projections += context.imageProjections.enumerated().map { i, p in
-                    CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: true), toK: p.toK, toV: p.toV,
-                                                   tokens: imageTokens)
+                    CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: true),
+                                                   toK: p.toK, toV: p.toV, tokens: imageTokens)
                 }
             }
-            cache.fill(projections)
+            return projections
         }
 
         // 3. down
