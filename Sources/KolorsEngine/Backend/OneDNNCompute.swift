@@ -269,29 +269,38 @@ public final class OneDNNCompute: @unchecked Sendable {
         fileprivate init(md: dnnl_memory_desc_t, buffer: Buffer) { self.md = md; self.buffer = buffer }
     }
 
+    /// Rows `rows` of `weight` (stored [rows, inner], any dtype) into `dst` in the compute type,
+    /// row-major, in parallel; bf16 goes through `scratch` (float32, room for the rows).
+    private func convert(_ weight: Weight, rows: Range<Int>, into dst: UnsafeMutableRawPointer,
+                         scratch: UnsafeMutablePointer<Float>?) {
+        let inner = weight.count / weight.shape[0]
+        if let scratch {
+            let d = dst.assumingMemoryBound(to: UInt16.self)
+            parallelFor(rows.count, grain: 8) { rr in
+                let s = scratch + rr.lowerBound * inner
+                weight.convertRows((rows.lowerBound + rr.lowerBound)..<(rows.lowerBound + rr.upperBound), into: s)
+                kk_f32_to_bf16(s, d + rr.lowerBound * inner, rr.count * inner)
+            }
+        } else {
+            let d = dst.assumingMemoryBound(to: Float.self)
+            parallelFor(rows.count, grain: 8) { rr in
+                weight.convertRows((rows.lowerBound + rr.lowerBound)..<(rows.lowerBound + rr.upperBound), into: d + rr.lowerBound * inner)
+            }
+        }
+    }
+
     /// `weight` (stored [rows, inner] row-major, any dtype) in the layout `md`: converted row
     /// block by row block into the plain layout `plain`, then reordered if `md` differs.
     private func prepare(_ weight: Weight, plain: dnnl_memory_desc_t, as md: dnnl_memory_desc_t) throws -> PreparedWeight {
         let rows = weight.shape[0], inner = weight.count / rows
         let plainBuffer = Buffer(plain)
         let block = max(1, min(rows, (16 << 20) / max(inner * 4, 1)))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: block * inner)
-        defer { scratch.deallocate() }
+        let scratch = dataType == .bf16 ? UnsafeMutablePointer<Float>.allocate(capacity: block * inner) : nil
+        defer { scratch?.deallocate() }
         var r0 = 0
         while r0 < rows {
             let n = min(block, rows - r0)
-            let dst = plainBuffer.pointer + r0 * inner * elementBytes
-            if dataType == .f32 {
-                let d = dst.assumingMemoryBound(to: Float.self)
-                parallelFor(n, grain: 8) { rr in weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: d + rr.lowerBound * inner) }
-            } else {
-                let d = dst.assumingMemoryBound(to: UInt16.self)
-                parallelFor(n, grain: 8) { rr in
-                    let s = scratch + rr.lowerBound * inner
-                    weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: s)
-                    kk_f32_to_bf16(s, d + rr.lowerBound * inner, rr.count * inner)
-                }
-            }
+            convert(weight, rows: r0..<(r0 + n), into: plainBuffer.pointer + r0 * inner * elementBytes, scratch: scratch)
             r0 += n
         }
         // The prepared form replaces the mapped source from now on: drop its pages.
@@ -387,17 +396,7 @@ public final class OneDNNCompute: @unchecked Sendable {
         var r0 = 0
         while r0 < n {
             let rows = min(blockRows, n - r0)
-            if let scratch {
-                let d = block.pointer.assumingMemoryBound(to: UInt16.self)
-                parallelFor(rows, grain: 8) { rr in
-                    let s = scratch + rr.lowerBound * k
-                    weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: s)
-                    kk_f32_to_bf16(s, d + rr.lowerBound * k, rr.count * k)
-                }
-            } else {
-                let d = block.pointer.assumingMemoryBound(to: Float.self)
-                parallelFor(rows, grain: 8) { rr in weight.convertRows((r0 + rr.lowerBound)..<(r0 + rr.upperBound), into: d + rr.lowerBound * k) }
-            }
+            convert(weight, rows: r0..<(r0 + rows), into: block.pointer, scratch: scratch)
             let wMD = Self.desc([k, rows], dnnlType, dnnl_ba)
             let dstMD = Self.desc([m, rows], strides: [n, 1], dnnl_f32), biasMD = Self.desc([1, rows], dnnl_f32, dnnl_ab)
             let key = "streamed matmul \(dataType) \(m)×\(k)×\(rows) of \(n) bias:\(bias != nil) residual:\(residual != nil)"
