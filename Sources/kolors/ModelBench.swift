@@ -32,7 +32,7 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
-    @Option(name: .long, help: "Where linear layers, convolutions and attention run: auto (the precision's default), openblas, or onednn (its primitives, weights prepared once in oneDNN's layout; for A/B runs).")
+    @Option(name: .long, help: "Where linear layers, convolutions and attention run: auto (the precision's default), openblas, or onednn (its primitives: UNet and VAE weights prepared once in oneDNN's layout, the text encoder's converted block by block; for A/B runs).")
     var backend: BenchBackend = .auto
 
     /// The backend the options select.

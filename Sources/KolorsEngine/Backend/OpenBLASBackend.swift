@@ -57,9 +57,11 @@ public final class OpenBLASBackend: ComputeBackend, @unchecked Sendable {
             parallelFor(m, grain: 64) { r in
                 for i in r {
                     let row = yp + i * n
-                    if let rp { row.update(from: rp + i * n, count: n) }
-                    if let bp {
-                        if rp != nil { for j in 0..<n { row[j] += bp[j] } } else { row.update(from: bp, count: n) }
+                    switch (rp, bp) {
+                    case let (rp?, bp?): kk_add_bias_rows(rp + i * n, bp, row, 1, n)
+                    case let (rp?, nil): row.update(from: rp + i * n, count: n)
+                    case let (nil, bp?): row.update(from: bp, count: n)
+                    case (nil, nil): break
                     }
                 }
             }
