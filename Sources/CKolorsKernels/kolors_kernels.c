@@ -429,6 +429,59 @@ void kk_softmax_rows(float *x, size_t rows, size_t cols, size_t stride) {
     }
 }
 
+// exp(x - m) in place over n values; returns their float32 sum (before any rounding).
+#if KK_X86
+KK_AVX2 static float exp_shift_sum_avx2(float *x, size_t n, float m) {
+    size_t i = 0;
+    __m256 vm = _mm256_set1_ps(m), vsum = _mm256_setzero_ps();
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    float s = hsum256(vsum);
+    for (; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    return s;
+}
+#endif
+
+static float exp_shift_sum(float *x, size_t n, float m) {
+#if KK_X86
+    if (kk_has_avx2()) return exp_shift_sum_avx2(x, n, m);
+#endif
+    float s = 0;
+    for (size_t i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    return s;
+}
+
+void kk_softmax_bf16_blocks(float *x, size_t rows, size_t cols, size_t stride, size_t block,
+                            uint16_t *bits, size_t bits_stride, float *rescale, float *sums) {
+    size_t nblocks = (cols + block - 1) / block;
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * stride;
+        float m = -INFINITY, l = 0;
+        for (size_t b = 0; b < nblocks; b++) {
+            float *s = row + b * block;
+            size_t n = cols - b * block < block ? cols - b * block : block;
+            float bm = m;
+            for (size_t i = 0; i < n; i++) if (s[i] > bm) bm = s[i];
+            float c = 1;
+            if (bm == -INFINITY) {  // everything so far masked: these probabilities are 0
+                memset(s, 0, n * sizeof(float));
+            } else {
+                float blockSum = exp_shift_sum(s, n, bm);
+                c = expf(m - bm);  // 0 for the first unmasked block
+                l = blockSum + c * l;
+                m = bm;
+                kk_round_bf16(s, s, n);
+            }
+            if (rescale) rescale[r * nblocks + b] = c;
+            if (bits) kk_f32_to_bf16(s, bits + r * bits_stride + b * block, n);
+        }
+        sums[r] = l == 0 ? 1 : l;  // a fully masked row: zeros out
+    }
+}
+
 #if KK_X86
 // Sixteen partial sums in four 4-lane double accumulators: the same two-pass double arithmetic,
 // but vectorised instead of one dependent add per element.

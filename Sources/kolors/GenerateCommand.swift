@@ -81,6 +81,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
     var precision: PrecisionOption = .auto
 
+    @Flag(name: .long, help: "Also print how the engine computes here (precision, why bf16 is off where it is, threads).")
+    var verbose = false
+
     @Option(name: .long, help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
@@ -165,6 +168,10 @@ struct GenerateCommand: ParsableCommand {
             throw GenerationError("--lora \(l.path): no such file")
         }
 
+        if let warning = precision.warning { FileHandle.standardError.write(Data("kolors: warning: \(warning)\n".utf8)) }
+        if verbose {
+            FileHandle.standardError.write(Data("kolors: compute --precision \(precision.summary); \(EngineThreads.count) threads\n".utf8))
+        }
         let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant,
                                           textEncoderPrecision: textEncoderPrecision, backend: precision.resolved.backend)
         try pipeline.validate(request)

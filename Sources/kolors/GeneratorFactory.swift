@@ -9,7 +9,7 @@ import KolorsStudioCore
 /// that the embedded demo checkpoint (the project's tiny random-weight model), flagged as a demo
 /// so the studio says so on screen. Runs on a background queue.
 func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: TextEncoderPrecision = .fp16,
-                         precision: ComputePrecision = .fp32,
+                         precision: ComputePrecision = .fp32, precisionLabel: String? = nil,
                          progress: @escaping @Sendable (GenerationEvent) -> Void) throws -> any ImageGenerator {
     EngineThreads.configure(request.threads)
     let spec: String
@@ -30,6 +30,6 @@ func makeStudioGenerator(_ request: GeneratorRequest, textEncoderPrecision: Text
     let description = isDemo
         ? "demo checkpoint (random weights)"
         : "\(GenerateCommand.displayName(of: model.root)) (\(model.root))"
-    return PipelineGenerator(pipeline: pipeline, description: description + " · \(precision.rawValue)", isDemo: isDemo,
+    return PipelineGenerator(pipeline: pipeline, description: description + " · \(precisionLabel ?? precision.rawValue)", isDemo: isDemo,
                              precision: precision)
 }

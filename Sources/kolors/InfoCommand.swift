@@ -52,6 +52,7 @@ struct InfoCommand: ParsableCommand {
                 print("  (not used by Kolors Studio)")
             }
         }
+        print("\ncompute  --precision \(PrecisionOption.auto.summary); \(EngineThreads.count) threads")
         if loadWeights {
             let tok = try ChatGLMTokenizer.load(from: m)
             let te = try m.config("text_encoder", as: ChatGLMConfig.self)

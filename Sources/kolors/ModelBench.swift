@@ -221,6 +221,7 @@ struct UNetBench: ParsableCommand {
                      peak, 100 * flops / median / 1e9 / peak))
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
+        print("precision: \(options.precision.summary)")
         printBackend(backend)
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
                        ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
@@ -256,6 +257,7 @@ struct TextEncoderBench: ParsableCommand {
         let peak = measuredPeakGFLOPs(options.precision.resolved)
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s measured in this process), peak RSS %.0f MiB",
                      median, flops / median / 1e9, 100 * flops / median / 1e9 / peak, peak, peakRSSMiB()))
+        print("precision: \(options.precision.summary)")
         printBackend(backend)
         printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue), ("backend", backend.name),
                        ("weights", options.textEncoderPrecision.rawValue),
@@ -285,6 +287,7 @@ struct VAEDecodeBench: ParsableCommand {
         }
         printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
+        print("precision: \(options.precision.summary)")
         printBackend(backend)
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
                        ("tiling", tiling ? "512px" : "off"),
@@ -393,6 +396,7 @@ struct PipelineBench: ParsableCommand {
             print(String(format: "run %d: %.1f s (", i + 1, r.seconds) + parts.joined(separator: ", ") + ")")
         }
         print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
+        print("precision: \(options.precision.summary)")
         printBackend(backend)
         var fields: [(String, Any)] = [
             ("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),

@@ -129,9 +129,10 @@ struct StudioCommand: ParsableCommand {
             let delay = Double(spec.split(separator: ":").dropFirst().first ?? "") ?? 0.05
             factory = { _, _ in TestPatternGenerator(stepDelay: delay) }
         } else {
-            let (precision, compute) = (textEncoderPrecision, self.precision.resolved)
+            let (precision, compute, label) = (textEncoderPrecision, self.precision.resolved, self.precision.summary)
             factory = { request, progress in
-                try makeStudioGenerator(request, textEncoderPrecision: precision, precision: compute, progress: progress)
+                try makeStudioGenerator(request, textEncoderPrecision: precision, precision: compute, precisionLabel: label,
+                                        progress: progress)
             }
         }
         let code: Int32

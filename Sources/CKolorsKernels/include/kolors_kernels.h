@@ -48,6 +48,16 @@ void kk_swiglu(const float *in, float *out, size_t rows, size_t inner);
 
 /// In-place numerically stable softmax over each row of `cols` values (rows `stride` apart).
 void kk_softmax_rows(float *x, size_t rows, size_t cols, size_t stride);
+/// The softmax of torch's CPU flash attention in bf16 (scaled_dot_product_attention), for each
+/// row of `cols` scores (rows `stride` apart) taken in blocks of `block` keys: with m the running
+/// maximum up to and including a block, the block's scores become exp(s - m) rounded to bf16
+/// (unnormalised; also written as bf16 bits to `bits` when not NULL), `rescale[row·nblocks + b]`
+/// receives exp(m_before - m) — the factor by which the output accumulated over the earlier blocks
+/// is multiplied before block b's P·V is added (1 where the maximum did not move) — and `sums[row]`
+/// the float32 sum of the unrounded exponentials, built the same way (1 for a fully masked row).
+/// The attention output is then (Σ_b rescaled P_b·V_b) / sum.
+void kk_softmax_bf16_blocks(float *x, size_t rows, size_t cols, size_t stride, size_t block,
+                            uint16_t *bits, size_t bits_stride, float *rescale, float *sums);
 
 // ---- normalisation ------------------------------------------------------------------------
 /// LayerNorm over the last dimension; gamma/beta may be NULL.

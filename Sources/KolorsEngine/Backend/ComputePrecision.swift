@@ -16,3 +16,25 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
         if argument == "auto" { self = .automatic } else if let p = ComputePrecision(rawValue: argument) { self = p } else { return nil }
     }
 }
+
+extension ComputePrecision {
+    /// How this precision computes on this machine, in one line: "fp32", "bf16 on oneDNN's bf16
+    /// primitives", or — where oneDNN's bf16 does not run — "bf16 emulated on float32 BLAS,
+    /// slower than fp32 (bf16 off: CPU lacks avx512_bf16/amx_bf16)".
+    public var howItRuns: String {
+        switch self {
+        case .fp32: return "fp32"
+        case .bf16:
+            if let reason = OneDNNCompute.bfloat16.unavailableReason {
+                return "bf16 emulated on float32 BLAS, slower than fp32 (\(reason))"
+            }
+            return "bf16 on oneDNN's bf16 primitives"
+        }
+    }
+
+    /// What `auto` picks here and why: "bf16 on oneDNN's bf16 primitives" or "fp32 (bf16 off: …)".
+    public static var automaticChoice: String {
+        if let reason = OneDNNCompute.bfloat16.unavailableReason { return "fp32 (\(reason))" }
+        return ComputePrecision.bf16.howItRuns
+    }
+}
