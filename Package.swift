@@ -69,7 +69,7 @@ let package = Package(
         // ---- tests -----------------------------------------------------------------------
         // Fixture paths, reference files and error measures shared by the test targets.
         .target(name: "KolorsTestSupport", dependencies: ["KolorsEngine"], path: "Tests/Support"),
-        .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsTestSupport", "KolorsEngine"], swiftSettings: optimised),
+        .testTarget(name: "KolorsEngineTests", dependencies: ["KolorsTestSupport", "KolorsEngine", "CKolorsKernels"], swiftSettings: optimised),
         .testTarget(name: "KolorsPipelinesTests", dependencies: ["KolorsTestSupport", "KolorsPipelines", "KolorsModels", "KolorsEngine", "KolorsImageIO"],
                     swiftSettings: optimised),
         .testTarget(name: "KolorsModelsTests", dependencies: ["KolorsTestSupport", "KolorsModels", "KolorsEngine", "KolorsImageIO"],

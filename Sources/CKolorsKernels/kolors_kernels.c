@@ -1,5 +1,6 @@
 // Hot element-wise helpers for the Kolors engine (see include/kolors_kernels.h).
 #include "kolors_kernels.h"
+#include "exp_poly.h"
 
 #include <math.h>
 #include <string.h>
@@ -323,7 +324,35 @@ void kk_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = f32_to_f16_bits(src[i]);
 }
 
+#if KK_X86
+// f32_to_bf16_bits eight lanes at a time: the same integer round-to-nearest-even, NaN made quiet.
+KK_AVX2 static void f32_to_bf16_avx2(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 16 <= n; i += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 f = _mm256_loadu_ps(src + i + 8 * h);
+            __m256i x = _mm256_castps_si256(f);
+            __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+            __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, bias)), 16);
+            __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+            __m256i quieted = _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet);
+            r[h] = _mm256_blendv_epi8(rounded, quieted, nan);
+        }
+        // pack the two halves' low 16 bits (values fit: they are < 0x10000) and restore lane order
+        __m256i packed = _mm256_packus_epi32(r[0], r[1]);
+        packed = _mm256_permute4x64_epi64(packed, 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + i), packed);
+    }
+    for (; i < n; i++) dst[i] = f32_to_bf16_bits(src[i]);
+}
+#endif
+
 void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+#if KK_X86
+    if (kk_has_avx2()) { f32_to_bf16_avx2(src, dst, n); return; }
+#endif
     for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16_bits(src[i]);
 }
 
@@ -344,6 +373,8 @@ void kk_round_bf16(const float *src, float *dst, size_t n) {
 #endif
     round_bf16_body(src, dst, n);
 }
+
+float kk_exp_scalar(float x) { return kk_exp_poly(x); }
 
 void kk_exp(const float *in, float *out, size_t n) {
 #if KK_X86
@@ -440,17 +471,19 @@ KK_AVX2 static float exp_shift_sum_avx2(float *x, size_t n, float m) {
         vsum = _mm256_add_ps(vsum, e);
     }
     float s = hsum256(vsum);
-    for (; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    for (; i < n; i++) { x[i] = kk_exp_poly(x[i] - m); s += x[i]; }
     return s;
 }
 #endif
 
+// exp256's arithmetic in every lane and tail (kk_exp_poly), so the probabilities are the same
+// floats whichever path computes them (see kk_flash_attention_bf16).
 static float exp_shift_sum(float *x, size_t n, float m) {
 #if KK_X86
     if (kk_has_avx2()) return exp_shift_sum_avx2(x, n, m);
 #endif
     float s = 0;
-    for (size_t i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    for (size_t i = 0; i < n; i++) { x[i] = kk_exp_poly(x[i] - m); s += x[i]; }
     return s;
 }
 

@@ -59,6 +59,27 @@ void kk_softmax_rows(float *x, size_t rows, size_t cols, size_t stride);
 void kk_softmax_bf16_blocks(float *x, size_t rows, size_t cols, size_t stride, size_t block,
                             uint16_t *bits, size_t bits_stride, float *rescale, float *sums);
 
+/// The scalar twin of the vectorised exp (kk_exp's lanes), bit for bit; bf16 attention's
+/// probabilities rely on every path computing the same exponentials.
+float kk_exp_scalar(float x);
+/// Whether the CPU has AVX-512 with BF16 dot products (what kk_flash_attention_bf16 needs).
+int kk_has_avx512_bf16(void);
+/// K rows (`keys` × `d` floats, rows `stride` apart) rounded to bf16 and packed for
+/// kk_flash_attention_bf16: kk_packed_keys_count(keys, d) values.
+void kk_pack_keys_bf16(const float *k, size_t keys, size_t d, size_t stride, uint16_t *packed);
+size_t kk_packed_keys_count(size_t keys, size_t d);
+/// V rows likewise: kk_packed_values_count(keys, d) values.
+void kk_pack_values_bf16(const float *v, size_t keys, size_t d, size_t stride, uint16_t *packed);
+size_t kk_packed_values_count(size_t keys, size_t d);
+/// Attention of `rows` queries of one head (`d` floats each, rows `q_stride` apart; rounded to
+/// bf16 here) over `keys` packed keys and values, with torch's bf16 rounding points (as the
+/// emulation: scores × scale + mask, blocks of 512 keys, unnormalised bf16 probabilities, online
+/// rescale, division by the float32 sum at the end): `out` rows `out_stride` apart; `mask` (may be
+/// NULL) rows `mask_stride` apart, starting at the first query's row. Needs kk_has_avx512_bf16().
+void kk_flash_attention_bf16(const float *q, size_t q_stride, size_t rows, const uint16_t *kpacked,
+                             const uint16_t *vpacked, size_t keys, size_t d, float scale, const float *mask,
+                             size_t mask_stride, float *out, size_t out_stride);
+
 // ---- normalisation ------------------------------------------------------------------------
 /// LayerNorm over the last dimension; gamma/beta may be NULL.
 void kk_layernorm_rows(const float *in, float *out, size_t rows, size_t cols,

@@ -8,8 +8,8 @@ import Foundation
 ///
 /// Where oneDNN cannot run the data type (bf16 without AVX512-BF16/AMX, or a failed
 /// self-check), every product runs the same arithmetic on float32 BLAS
-/// (`OpenBLASBackend(bf16Operands:)`). The fused nearest-2× upsample convolution always takes
-/// that path (on oneDNN the upsampled input would have to exist). Linear layers whose weights
+/// (`OpenBLASBackend(bf16Operands:)`). The nearest-2× upsample convolution takes that path (fused
+/// Winograd) in float32 and oneDNN's in bf16. Linear layers whose weights
 /// are int8 or used once per run (the text encoder's) are converted block by block on each call
 /// instead of kept in a prepared copy (`OneDNNCompute.linear`).
 public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
@@ -78,6 +78,19 @@ public final class OneDNNBackend: DelegatingBackend, @unchecked Sendable {
         }
         return run("attention", { try c.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask) },
                    else: { emulated.attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, scale: scale, mask: mask) })
+    }
+
+    /// In bf16 the upsampled input is made (nearest 2×) and convolved on oneDNN: its bf16 direct
+    /// convolution outruns the float32 Winograd path, which reads the upsampling inside its input
+    /// transform (that stays the float32 choice, where it saves the 4× larger input).
+    public func conv2dUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+        guard dataType == .bf16, x.rank == 4, let c = onOneDNN(weight) else {
+            return emulated.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        }
+        return run("conv2d", {
+            try c.conv2d(upsampleNearest(x, height: 2 * x.shape[2], width: 2 * x.shape[3]), weight: weight, bias: bias,
+                         stride: stride, padding: padding)
+        }, else: { emulated.conv2dUpsampled2x(x, weight: weight, bias: bias, stride: stride, padding: padding) })
     }
 
     public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {

@@ -1,6 +1,5 @@
 import CDNNL
 import CKolorsKernels
-import COpenBLAS
 import Foundation
 
 /// Linear layers and convolutions on oneDNN primitives, in float32 or in bf16 (bf16 operands,
@@ -196,8 +195,7 @@ public final class OneDNNCompute: @unchecked Sendable {
 
     /// Builds the primitive for an operation descriptor, the residual (if any) added as a
     /// binary post-op, and remembers the layouts it chose.
-    /// `accumulate`: the product is added to what the destination holds (a sum post-op).
-    private func create(_ key: String, residual: dnnl_memory_desc_t?, outputScale: Float? = nil, accumulate: Bool = false,
+    private func create(_ key: String, residual: dnnl_memory_desc_t?, outputScale: Float? = nil,
                         _ makeDesc: (UnsafeMutableRawPointer) -> dnnl_status_t, descSize: Int) throws -> Primitive {
         uses += 1
         if let entry = primitives[key] {
@@ -223,13 +221,6 @@ public final class OneDNNCompute: @unchecked Sendable {
             guard dnnl_post_ops_append_binary(ops, dnnl_binary_add, &residual) == dnnl_success,
                   dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success else {
                 throw Failure(description: "oneDNN: residual post-op refused for \(key)")
-            }
-        } else if accumulate {
-            var ops: dnnl_post_ops_t?
-            dnnl_post_ops_create(&ops)
-            defer { dnnl_post_ops_destroy(ops) }
-            guard dnnl_post_ops_append_sum(ops, 1) == dnnl_success, dnnl_primitive_attr_set_post_ops(attr, ops) == dnnl_success else {
-                throw Failure(description: "oneDNN: sum post-op refused for \(key)")
             }
         }
         var pd: dnnl_primitive_desc_t?
@@ -266,15 +257,27 @@ public final class OneDNNCompute: @unchecked Sendable {
     }
 
     /// A buffer for `md`, 64-byte aligned.
+    /// Large ones come from and go back to the tensors' pool (`BufferPool`): activation copies,
+    /// blocked layouts and streamed weight blocks have the same sizes call after call.
     fileprivate final class Buffer {
         let pointer: UnsafeMutableRawPointer
         let bytes: Int
+        private let allocated: Int
         init(_ md: dnnl_memory_desc_t) {
             var md = md
             bytes = max(Int(dnnl_memory_desc_get_size(&md)), 1)
-            pointer = UnsafeMutableRawPointer.allocate(byteCount: (bytes + 63) / 64 * 64, alignment: 64)
+            allocated = (bytes + 63) / 64 * 64
+            if let reused = TensorStorage.pool.take(allocated) {
+                pointer = reused
+            } else {
+                var fresh: UnsafeMutableRawPointer?
+                guard posix_memalign(&fresh, 64, allocated) == 0, let fresh else {
+                    fatalError("out of memory allocating \(allocated) bytes for oneDNN")
+                }
+                pointer = fresh
+            }
         }
-        deinit { pointer.deallocate() }
+        deinit { TensorStorage.pool.give(pointer, allocated) }
     }
 
     private func reorder(from: dnnl_memory_desc_t, _ src: UnsafeMutableRawPointer,
@@ -487,11 +490,14 @@ public final class OneDNNCompute: @unchecked Sendable {
                                                      &strides, &padL, &padR)
         }, descSize: MemoryLayout<dnnl_convolution_desc_t>.size)
         let (kept, temp) = try weights(weight, plain: plainW, for: p)
-        // Source: in the compute type, then into the primitive's (blocked) layout if it wants one.
-        var src = bf16Activations(x)
-        if !Self.same(plainSrc, p.src) {
+        // Source: in the compute type and the primitive's (blocked) layout — one reorder from the
+        // float32 NCHW input, which converts as it copies — or, for a plain layout, converted in place.
+        let src: Buffer?
+        if Self.same(plainSrc, p.src) {
+            src = bf16Activations(x)
+        } else {
             let blocked = Buffer(p.src)
-            try reorder(from: plainSrc, src?.pointer ?? UnsafeMutableRawPointer(x.pointer), to: p.src, blocked.pointer)
+            try reorder(from: Self.desc([b, cin, h, w], dnnl_f32, dnnl_nchw), UnsafeMutableRawPointer(x.pointer), to: p.src, blocked.pointer)
             src = blocked
         }
         let y = Tensor(shape: [b, cout, oh, ow], zeroed: false)
@@ -507,69 +513,89 @@ public final class OneDNNCompute: @unchecked Sendable {
         return y
     }
 
-    /// Scaled dot-product attention, as `ComputeBackend.attention`. Per batch item and chunk of
-    /// queries: S = scale·Q·Kᵀ for every head in one batched matmul (the heads of a group share
-    /// their K/V head by broadcasting), the mask added and softmax taken in float32, then
-    /// O = P·V in batched matmuls written straight into the output's head columns. In float32 P
-    /// is the normalised softmax and one matmul makes O. In bf16, Q, K, V and P are bf16 and the
-    /// rounding follows torch's CPU flash attention, as diffusers' bf16 runs it (`BF16Attention`):
-    /// P is the unnormalised exp(S − running max) of each block of 512 keys, each block's P·V is
-    /// accumulated into O (a sum post-op) after O's rows are rescaled where the maximum moved, and
-    /// the rows are divided by their sums at the end.
+    /// Query rows per task of the fused bf16 attention.
+    static let fusedRowBlock = 64
+
+    /// bf16 attention in one pass per block of 64 query rows (`kk_flash_attention_bf16`, AVX512-BF16
+    /// dot products): scores, probabilities and the output accumulator stay in cache, with the
+    /// rounding of torch's flash attention (`BF16Attention`). K and V are rounded and packed once
+    /// per (batch item, K/V head); tasks (batch item, head, row block) split across the cores.
+    public static func fusedBF16Attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape, scale: Float,
+                                   mask: AttentionMask?) -> Tensor {
+        let (b, lq, lk, d, heads, kvHeads) = (shape.batch, shape.queries, shape.keys, shape.headDim, shape.heads, shape.kvHeads)
+        let qStride = heads * d, kvStride = kvHeads * d
+        let kCount = kk_packed_keys_count(lk, d), vCount = kk_packed_values_count(lk, d)
+        let kp = UnsafeMutablePointer<UInt16>.allocate(capacity: b * kvHeads * kCount)
+        let vp = UnsafeMutablePointer<UInt16>.allocate(capacity: b * kvHeads * vCount)
+        defer { kp.deallocate(); vp.deallocate() }
+        let (kx, vx) = (k.pointer, v.pointer)
+        parallelFor(b * kvHeads) { r in
+            for i in r {
+                let (bi, h) = (i / kvHeads, i % kvHeads)
+                kk_pack_keys_bf16(kx + bi * lk * kvStride + h * d, lk, d, kvStride, kp + i * kCount)
+                kk_pack_values_bf16(vx + bi * lk * kvStride + h * d, lk, d, kvStride, vp + i * vCount)
+            }
+        }
+        let out = Tensor(shape: [b, lq, qStride], zeroed: false)
+        let blocks = (lq + fusedRowBlock - 1) / fusedRowBlock
+        let (qx, ox) = (q.pointer, out.pointer)
+        parallelFor(b * heads * blocks) { r in
+            for task in r {
+                let bi = task / (heads * blocks), h = task / blocks % heads, q0 = task % blocks * fusedRowBlock
+                let rows = min(fusedRowBlock, lq - q0), kv = bi * kvHeads + h / shape.group
+                let m = mask.map { UnsafePointer($0.pointer(batch: bi) + q0 * lk) }
+                kk_flash_attention_bf16(qx + (bi * lq + q0) * qStride + h * d, qStride, rows, kp + kv * kCount,
+                                        vp + kv * vCount, lk, d, scale, m, lk, ox + (bi * lq + q0) * qStride + h * d, qStride)
+            }
+        }
+        return out
+    }
+
+    /// Scaled dot-product attention, as `ComputeBackend.attention`. In bf16: the fused kernel
+    /// (`fusedBF16Attention`, which needs AVX512-BF16 — every CPU oneDNN runs bf16 on has it). In
+    /// float32, per batch item and chunk of queries: S = scale·Q·Kᵀ for every head in one batched
+    /// matmul (the heads of a group share their K/V head by broadcasting), the mask added and
+    /// softmax taken in float32, then O = P·V in a second batched matmul written straight into
+    /// the output's head columns.
     public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, scale: Float,
                           mask: AttentionMask?, scoreBudget: Int = 64 << 20) throws -> Tensor {
         let shape = AttentionShape(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, mask: mask)
+        if dataType == .bf16 {
+            guard kk_has_avx512_bf16() != 0 else { throw Failure(description: "oneDNN: bf16 attention needs AVX512-BF16") }
+            return Self.fusedBF16Attention(q: q, k: k, v: v, shape: shape, scale: scale, mask: mask)
+        }
         let (b, lq, lk, d, group) = (shape.batch, shape.queries, shape.keys, shape.headDim, shape.group)
         let qStride = heads * d, kvStride = kvHeads * d
         let chunk = max(1, min(lq, scoreBudget / max(1, heads * lk * 4)))
         lock.lock(); defer { lock.unlock() }
         try setUp()
-        let (qKeep, kKeep, vKeep) = (bf16Activations(q), bf16Activations(k), bf16Activations(v))
-        defer { withExtendedLifetime((qKeep, kKeep, vKeep)) {} }
-        let qp = qKeep?.pointer ?? UnsafeMutableRawPointer(q.pointer), kp = kKeep?.pointer ?? UnsafeMutableRawPointer(k.pointer)
-        let vp = vKeep?.pointer ?? UnsafeMutableRawPointer(v.pointer)
         let out = Tensor(shape: [b, lq, heads * d], zeroed: false)
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: heads * chunk * lk)
         defer { scores.deallocate() }
-        let bf16 = dataType == .bf16
-        let probs = bf16 ? Buffer(Self.desc([heads * chunk * lk], dnnl_bf16, dnnl_a)) : nil
-        let keyBlock = bf16 ? BF16Attention.keyBlock : lk, blocks = (lk + keyBlock - 1) / keyBlock
-        let rescale = UnsafeMutablePointer<Float>.allocate(capacity: heads * chunk * blocks)
-        let sums = UnsafeMutablePointer<Float>.allocate(capacity: heads * chunk)
-        defer { rescale.deallocate(); sums.deallocate() }
-        let e = elementBytes
         var q0 = 0
         while q0 < lq {
             let rows = min(chunk, lq - q0)
             // [kvHeads, group, rows, ·] views of the [B, L, H·D] tensors; K and V broadcast over the group.
-            let qmd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnlType)
-            let kmd = Self.desc([kvHeads, 1, d, lk], strides: [d, d, 1, kvStride], dnnlType)
+            let qmd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnl_f32)
+            let kmd = Self.desc([kvHeads, 1, d, lk], strides: [d, d, 1, kvStride], dnnl_f32)
             let smd = Self.desc([kvHeads, group, rows, lk], dnnl_f32, dnnl_abcd)
+            let vmd = Self.desc([kvHeads, 1, lk, d], strides: [d, d, kvStride, 1], dnnl_f32)
             let omd = Self.desc([kvHeads, group, rows, d], strides: [group * d, d, qStride, 1], dnnl_f32)
             let sizes = "\(dataType) \(kvHeads)×\(group)×\(rows)×\(d)·\(lk) strides \(qStride),\(kvStride)"
             let qk = try create("attention QKᵀ \(sizes) scale \(scale)", residual: nil, outputScale: scale, { raw in
                 var s = qmd, w = kmd, dd = smd
                 return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
             }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
-            // One P·V product per block of keys (one block in float32); later blocks add to O.
-            var pv: [(Primitive, pmd: dnnl_memory_desc_t, vmd: dnnl_memory_desc_t)] = []
-            for blk in 0..<blocks {
-                let n = min(keyBlock, lk - blk * keyBlock)
-                let pmd = Self.desc([kvHeads, group, rows, n], strides: [group * rows * lk, rows * lk, lk, 1], dnnlType)
-                let vmd = Self.desc([kvHeads, 1, n, d], strides: [d, d, kvStride, 1], dnnlType)
-                let p = try create("attention PV \(sizes) keys \(n) accumulate:\(blk > 0)", residual: nil, accumulate: blk > 0, { raw in
-                    var s = pmd, w = vmd, dd = omd
-                    return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
-                }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
-                pv.append((p, pmd, vmd))
-            }
+            let pv = try create("attention PV \(sizes)", residual: nil, { raw in
+                var s = smd, w = vmd, dd = omd
+                return dnnl_matmul_desc_init(raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self), &s, &w, nil, &dd)
+            }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
             for bi in 0..<b {
-                let o = out.pointer + (bi * lq + q0) * qStride
-                try execute(qk, [(DNNL_ARG_SRC, Memory(qmd, engine, qp + (bi * lq + q0) * qStride * e)),
-                                 (DNNL_ARG_WEIGHTS, Memory(kmd, engine, kp + bi * lk * kvStride * e)),
+                try execute(qk, [(DNNL_ARG_SRC, Memory(qmd, engine, UnsafeMutableRawPointer(q.pointer + (bi * lq + q0) * qStride))),
+                                 (DNNL_ARG_WEIGHTS, Memory(kmd, engine, UnsafeMutableRawPointer(k.pointer + bi * lk * kvStride))),
                                  (DNNL_ARG_DST, Memory(smd, engine, UnsafeMutableRawPointer(scores)))])
+                let sp = scores
                 if let m = mask?.pointer(batch: bi) {
-                    let sp = scores
                     parallelFor(heads * rows, grain: 16) { r in
                         for row in r {
                             let srow = sp + row * lk, mrow = m + (q0 + row % rows) * lk
@@ -577,38 +603,10 @@ public final class OneDNNCompute: @unchecked Sendable {
                         }
                     }
                 }
-                let sp = scores
-                if let probs {
-                    let pp = probs.pointer.assumingMemoryBound(to: UInt16.self), (rs, ss) = (rescale, sums)
-                    parallelFor(heads * rows, grain: 16) { r in
-                        kk_softmax_bf16_blocks(sp + r.lowerBound * lk, r.count, lk, lk, keyBlock, pp + r.lowerBound * lk, lk,
-                                               rs + r.lowerBound * blocks, ss + r.lowerBound)
-                    }
-                } else {
-                    parallelFor(heads * rows, grain: 16) { r in kk_softmax_rows(sp + r.lowerBound * lk, r.count, lk, lk) }
-                }
-                // Row `row` of the scores is query q0 + row % rows of head row / rows.
-                func outputRow(_ row: Int) -> UnsafeMutablePointer<Float> { o + (row % rows) * qStride + (row / rows) * d }
-                for (blk, (p, pmd, vmd)) in pv.enumerated() {
-                    if blk > 0 {
-                        let rs = rescale
-                        parallelFor(heads * rows, grain: 64) { r in
-                            for row in r where rs[row * blocks + blk] != 1 {
-                                cblas_sscal(Int32(d), rs[row * blocks + blk], outputRow(row), 1)
-                            }
-                        }
-                    }
-                    let pBase = probs?.pointer ?? UnsafeMutableRawPointer(scores)
-                    try execute(p, [(DNNL_ARG_SRC, Memory(pmd, engine, pBase + blk * keyBlock * e)),
-                                    (DNNL_ARG_WEIGHTS, Memory(vmd, engine, vp + (bi * lk + blk * keyBlock) * kvStride * e)),
-                                    (DNNL_ARG_DST, Memory(omd, engine, UnsafeMutableRawPointer(o)))])
-                }
-                if bf16 {
-                    let ss = sums
-                    parallelFor(heads * rows, grain: 64) { r in
-                        for row in r { cblas_sscal(Int32(d), 1 / ss[row], outputRow(row), 1) }
-                    }
-                }
+                parallelFor(heads * rows, grain: 16) { r in kk_softmax_rows(sp + r.lowerBound * lk, r.count, lk, lk) }
+                try execute(pv, [(DNNL_ARG_SRC, Memory(smd, engine, UnsafeMutableRawPointer(scores))),
+                                 (DNNL_ARG_WEIGHTS, Memory(vmd, engine, UnsafeMutableRawPointer(v.pointer + bi * lk * kvStride))),
+                                 (DNNL_ARG_DST, Memory(omd, engine, UnsafeMutableRawPointer(out.pointer + (bi * lq + q0) * qStride)))])
             }
             q0 += rows
         }
