@@ -356,6 +356,34 @@ void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16_bits(src[i]);
 }
 
+#if KK_X86
+// fp16 → float32 (exact, F16C) → bf16 (round to nearest even) in registers: one pass.
+KK_AVX2 static void f16_to_bf16_avx2(const uint16_t *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7FFF), quiet = _mm256_set1_epi32(0x40);
+    for (; i + 16 <= n; i += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i + 8 * h)));
+            __m256i x = _mm256_castps_si256(f);
+            __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+            __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(lsb, bias)), 16);
+            __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(f, f, _CMP_UNORD_Q));
+            r[h] = _mm256_blendv_epi8(rounded, _mm256_or_si256(_mm256_srli_epi32(x, 16), quiet), nan);
+        }
+        _mm256_storeu_si256((__m256i *)(dst + i), _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xD8));
+    }
+    for (; i < n; i++) dst[i] = f32_to_bf16_bits(f16_bits_to_f32(src[i]));
+}
+#endif
+
+void kk_f16_to_bf16(const uint16_t *src, uint16_t *dst, size_t n) {
+#if KK_X86
+    if (kk_has_avx2()) { f16_to_bf16_avx2(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16_bits(f16_bits_to_f32(src[i]));
+}
+
 static inline __attribute__((always_inline)) void round_bf16_body(const float *src, float *dst, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint32_t v = (uint32_t)f32_to_bf16_bits(src[i]) << 16;

@@ -369,6 +369,9 @@ struct PipelineBench: ParsableCommand {
     @Option(name: .long, help: "Scheduler.")
     var scheduler: String = SchedulerKind.euler.rawValue
 
+    @Option(name: .long, help: "Step caching, an approximation: off, or deep:N (DeepCache: the whole UNet every N-th step, its shallow path in between).")
+    var cache: String = "off"
+
     func run() throws {
         EngineThreads.configure(options.threads)
         let backend = options.makeBackend()
@@ -380,6 +383,7 @@ struct PipelineBench: ParsableCommand {
         request.height = options.height
         request.steps = steps
         request.scheduler = try SchedulerKind(name: scheduler)
+        request.deepCacheInterval = try GenerationRequest.parseStepCache(cache)
         var timed: [(seconds: Double, timings: [String: Double])] = []
         for run in 1...runs {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -395,13 +399,17 @@ struct PipelineBench: ParsableCommand {
             let parts = r.timings.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.1f", $0.value)) s" }
             print(String(format: "run %d: %.1f s (", i + 1, r.seconds) + parts.joined(separator: ", ") + ")")
         }
+        if let n = request.deepCacheInterval {
+            let full = (steps + n - 1) / n
+            print("DeepCache deep:\(n) (an approximation): \(full) full and \(steps - full) shallow UNet passes per run")
+        }
         print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
         print("precision: \(options.precision.summary)")
         printBackend(backend)
         var fields: [(String, Any)] = [
             ("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),
             ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("text_encoder", options.textEncoderPrecision.rawValue),
-            ("threads", EngineThreads.count), ("seconds_first", timed[0].seconds)]
+            ("cache", cache), ("threads", EngineThreads.count), ("seconds_first", timed[0].seconds)]
         if timed.count > 1 { fields.append(("seconds_second", timed[1].seconds)) }
         fields += [("text_encoder_loads", pipeline.prompts.encoderLoads), ("peak_rss_mib", peakRSSMiB())]
         printJSONLine(fields)

@@ -79,6 +79,13 @@ struct BenchCommandTests {
         #expect(o["seconds_second"] == nil && (o["seconds_first"] as? Double ?? 0) > 0 && !once.stdout.contains("run 2:"))
         let bad = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--runs", "3"])
         #expect(bad.status != 0 && bad.stderr.contains("--runs must be 1 or 2"), "\(bad.stderr)")
+        let cached = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--steps", "5",
+                                  "--precision", "fp32", "--runs", "1", "--cache", "deep:3"])
+        #expect(cached.status == 0, "\(cached.stderr)")
+        #expect(try lastJSON(cached.stdout)["cache"] as? String == "deep:3")
+        #expect(cached.stdout.contains("DeepCache deep:3 (an approximation): 2 full and 3 shallow UNet passes per run"), "\(cached.stdout)")
+        let badCache = try CLI.run(["bench", "pipeline", "--model", CLI.tinyKolors, "--cache", "deep:1"])
+        #expect(badCache.status != 0 && badCache.stderr.contains("--cache must be off or deep:N"), "\(badCache.stderr)")
     }
 
     @Test("bad sizes are refused in one line")

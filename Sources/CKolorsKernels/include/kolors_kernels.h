@@ -24,6 +24,8 @@ void kk_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 void kk_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 /// Round to nearest even, like torch's `.bfloat16()`.
 void kk_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+/// fp16 → bf16 (exact to float32, then round to nearest even), in one pass.
+void kk_f16_to_bf16(const uint16_t *src, uint16_t *dst, size_t n);
 /// float32 values rounded to the nearest bfloat16 (ties to even), kept as float32: exactly
 /// kk_bf16_to_f32(kk_f32_to_bf16(x)). src and dst may be the same buffer.
 void kk_round_bf16(const float *src, float *dst, size_t n);

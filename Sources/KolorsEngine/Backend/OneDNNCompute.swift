@@ -324,9 +324,8 @@ public final class OneDNNCompute: @unchecked Sendable {
         if let scratch {
             let d = dst.assumingMemoryBound(to: UInt16.self)
             parallelFor(rows.count, grain: 8) { rr in
-                let s = scratch + rr.lowerBound * inner
-                weight.convertRows((rows.lowerBound + rr.lowerBound)..<(rows.lowerBound + rr.upperBound), into: s)
-                kk_f32_to_bf16(s, d + rr.lowerBound * inner, rr.count * inner)
+                weight.convertRowsToBF16((rows.lowerBound + rr.lowerBound)..<(rows.lowerBound + rr.upperBound),
+                                         into: d + rr.lowerBound * inner, scratch: scratch + rr.lowerBound * inner)
             }
         } else {
             let d = dst.assumingMemoryBound(to: Float.self)

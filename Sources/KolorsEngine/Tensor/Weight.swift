@@ -1,4 +1,5 @@
 import Foundation
+import CKolorsKernels
 
 /// A parameter tensor as the model holds it: either resident float32, or left in the
 /// memory-mapped checkpoint in its stored dtype (fp16/bf16/fp32) and converted piecewise when
@@ -76,6 +77,19 @@ public final class Weight: @unchecked Sendable {
         case .int8(let q):
             q.dequantizeRows(rows, into: dst)
         }
+    }
+
+    /// Rows `rows` as bf16 bits (round to nearest even) into `dst`: fp16 and bf16 storage in one
+    /// pass, anything else through `scratch` (float32, room for the rows).
+    public func convertRowsToBF16(_ rows: Range<Int>, into dst: UnsafeMutablePointer<UInt16>, scratch: UnsafeMutablePointer<Float>) {
+        let inner = shape.dropFirst().reduce(1, *)
+        if case .mapped(let m) = storage, m.dtype == .f16 || m.dtype == .bf16 {
+            let src = (m.data + rows.lowerBound * inner * 2).assumingMemoryBound(to: UInt16.self)
+            if m.dtype == .f16 { kk_f16_to_bf16(src, dst, rows.count * inner) } else { dst.update(from: src, count: rows.count * inner) }
+            return
+        }
+        convertRows(rows, into: scratch)
+        kk_f32_to_bf16(scratch, dst, rows.count * inner)
     }
 
     /// The form of this weight kept under `key`, made by `make` at the first request.

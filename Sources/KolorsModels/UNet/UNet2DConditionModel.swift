@@ -8,9 +8,9 @@ public final class UNet2DConditionModel: @unchecked Sendable {
     let timeEmbedding: TimestepEmbedding
     let addEmbedding: TimestepEmbedding?
     public let encoderHidProj: Linear?
-    public let downBlocks: [UNetDownBlock]
+    public let downBlocks: [DownBlock2D]
     public let midBlock: UNetMidBlock2DCrossAttn?
-    public let upBlocks: [UNetUpBlock]
+    public let upBlocks: [UpBlock2D]
     let convNormOut: GroupNorm
     let convOut: Conv2d
     /// Tensors in the checkpoint that no layer used (reported by `kolors info`).
@@ -41,7 +41,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             encoderHidProj = nil
         }
 
-        var down: [UNetDownBlock] = []
+        var down: [DownBlock2D] = []
         var output = ch[0]
         for i in 0..<levels {
             let input = output
@@ -51,9 +51,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                                  eps: eps, linearProjection: config.useLinearProjection, resample: i < levels - 1,
                                  downsamplePadding: config.downsamplePadding)
             let scope = w.scope("down_blocks.\(i)")
-            down.append(config.downBlockTypes[i] == "CrossAttnDownBlock2D"
-                        ? try CrossAttnDownBlock2D(scope, spec, backend: backend)
-                        : try DownBlock2D(scope, spec, backend: backend))
+            down.append(try DownBlock2D(scope, spec, crossAttention: config.downBlockTypes[i] == "CrossAttnDownBlock2D",
+                                        backend: backend))
         }
         downBlocks = down
 
@@ -68,7 +67,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
 
         let rch = Array(ch.reversed()), rheads = Array(heads.reversed()), rlayers = Array(layers.reversed())
         let rdepth = config.reverseTransformerLayersPerBlock ?? Array(depth.reversed())
-        var up: [UNetUpBlock] = []
+        var up: [UpBlock2D] = []
         output = rch[0]
         for i in 0..<levels {
             let prev = output
@@ -79,9 +78,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                                  eps: eps, linearProjection: config.useLinearProjection, resample: i < levels - 1,
                                  downsamplePadding: 0)
             let scope = w.scope("up_blocks.\(i)")
-            up.append(config.upBlockTypes[i] == "CrossAttnUpBlock2D"
-                      ? try CrossAttnUpBlock2D(scope, spec, backend: backend)
-                      : try UpBlock2D(scope, spec, backend: backend))
+            up.append(try UpBlock2D(scope, spec, crossAttention: config.upBlockTypes[i] == "CrossAttnUpBlock2D",
+                                    backend: backend))
         }
         upBlocks = up
 
@@ -109,6 +107,16 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         return try UNet2DConditionModel(config: config, weights: loader, backend: backend)
     }
 
+    /// DeepCache's branch 0 here (`cache_layer_id` 0, `cache_block_id` 0 of the paper's SDXL
+    /// code): the shallow pass runs `keep` = 1 layer of the first down block and enters the last
+    /// up block at layer `start` = its layer count − 2. nil where the UNet is too shallow for it.
+    public var deepCacheBranch: (keep: Int, start: Int)? {
+        guard upBlocks.count >= 2, let first = downBlocks.first, let last = upBlocks.last else { return nil }
+        let keep = 1, start = last.resnetCount - keep - 1
+        guard first.resnets.count >= keep, start >= 0, first.attentions.isEmpty == last.attentions.isEmpty else { return nil }
+        return (keep, start)
+    }
+
     /// Every cross-attention layer (attn2) in diffusers' `attn_processors` order, which is the
     /// order of IP-Adapter's `ip_adapter.<2i+1>.to_k_ip` keys: down_blocks, up_blocks, then
     /// mid_block (registered last in diffusers' UNet).
@@ -121,12 +129,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                 }
             }
         }
-        for (i, block) in downBlocks.enumerated() {
-            if let b = block as? CrossAttnDownBlock2D { add("down_blocks.\(i)", b.attentions) }
-        }
-        for (i, block) in upBlocks.enumerated() {
-            if let b = block as? CrossAttnUpBlock2D { add("up_blocks.\(i)", b.attentions) }
-        }
+        for (i, block) in downBlocks.enumerated() { add("down_blocks.\(i)", block.attentions) }
+        for (i, block) in upBlocks.enumerated() { add("up_blocks.\(i)", block.attentions) }
         if let midBlock { add("mid_block", midBlock.attentions) }
         return out
     }
@@ -162,6 +166,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                                textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
                                imageTokens: Tensor? = nil, ipAdapter: IPAdapterWeights? = nil, imageScale: Float = 1,
                                crossAttentionCache: CrossAttentionCache? = nil,
+                               deepCache: DeepCache.Pass? = nil,
                                cancel: CancellationToken? = nil,
                                probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
         let b = sample.shape[0]
@@ -213,6 +218,19 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             return projections
         }
 
+        // DeepCache's shallow pass: conv_in, the first layer of the first down block, then the
+        // last up block entered part-way from the feature kept at the last full pass.
+        if case .shallow(let cache) = deepCache {
+            guard let feature = cache.feature, let (keep, start) = deepCacheBranch else {
+                preconditionFailure("a shallow DeepCache pass needs a full pass first, on a UNet that allows it")
+            }
+            let h0 = convIn(sample)
+            let (_, s) = try downBlocks[0](h0, siluTemb: siluTemb, context: context, layers: keep, cancel: cancel)
+            let h = try upBlocks[upBlocks.count - 1](feature, skips: [h0] + s, siluTemb: siluTemb, context: context,
+                                                     upsampleSize: nil, from: start, cancel: cancel)
+            return convOut(convNormOut(h, silu: true))
+        }
+
         // 3. down
         var h = convIn(sample)
         var skips: [Tensor] = [h]
@@ -241,7 +259,12 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             skips.removeLast(n)
             var size: (Int, Int)?
             if forwardSize, block.hasUpsampler, let next = skips.last { size = (next.shape[2], next.shape[3]) }
-            h = try block(h, skips: mine, siluTemb: siluTemb, context: context, upsampleSize: size, cancel: cancel)
+            var record: ((Int, Tensor) -> Void)?
+            if case .full(let cache) = deepCache, i == upBlocks.count - 1, let (_, start) = deepCacheBranch {
+                record = { j, t in if j == start { cache.feature = t } }
+            }
+            h = try block(h, skips: mine, siluTemb: siluTemb, context: context, upsampleSize: size, record: record,
+                          cancel: cancel)
             probe?("up_blocks.\(i)", h)
         }
 

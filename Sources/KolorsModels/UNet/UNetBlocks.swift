@@ -1,19 +1,5 @@
 import KolorsEngine
 
-/// What the UNet needs from any down block: the output and the skip tensors it produced.
-public protocol UNetDownBlock: AnyObject, Sendable {
-    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> (Tensor, [Tensor])
-}
-
-/// What the UNet needs from any up block: consume skips (last first), optionally upsample
-/// to an explicit size.
-public protocol UNetUpBlock: AnyObject, Sendable {
-    var resnetCount: Int { get }
-    var hasUpsampler: Bool { get }
-    func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: CrossAttentionContext,
-                        upsampleSize: (Int, Int)?, cancel: CancellationToken?) throws -> Tensor
-}
-
 /// The shared construction parameters of one UNet level.
 struct LevelSpec {
     let inChannels: Int

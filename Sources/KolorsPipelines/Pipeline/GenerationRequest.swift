@@ -1,4 +1,5 @@
 import KolorsEngine
+import KolorsModels
 import KolorsImageIO
 
 /// Everything one call of the pipeline needs, with diffusers' defaults.
@@ -37,6 +38,18 @@ public struct GenerationRequest: Sendable {
     public var loras: [LoRAInput] = []
     /// diffusers' `cross_attention_kwargs={"scale": …}`: multiplies every LoRA (default 1).
     public var loraScale: Float = 1
+    /// DeepCache (an approximation, for drafts): the whole UNet every `deepCacheInterval`-th
+    /// step, only its shallow path in between (see `DeepCache`). nil: every step exact.
+    public var deepCacheInterval: Int?
+
+    /// `--cache`: "off" → nil, "deep:N" → N (DeepCache with a full pass every N steps).
+    public static func parseStepCache(_ text: String) throws -> Int? {
+        if text == "off" { return nil }
+        guard text.hasPrefix("deep:"), let n = Int(text.dropFirst(5)), DeepCache.intervals.contains(n) else {
+            throw GenerationError("--cache must be off or deep:N with N in \(DeepCache.intervals.lowerBound)…\(DeepCache.intervals.upperBound) (got \(text))")
+        }
+        return n
+    }
 
     public init(prompts: [String]) { self.prompts = prompts }
 

@@ -135,6 +135,9 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
         guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
         guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
+        if let n = r.deepCacheInterval, !DeepCache.intervals.contains(n) {
+            throw GenerationError("the DeepCache interval must be \(DeepCache.intervals.lowerBound)…\(DeepCache.intervals.upperBound) (got \(n))")
+        }
         if let ip = r.ipAdapter {
             guard ip.scale.isFinite else { throw GenerationError("the IP-Adapter scale must be a finite number") }
             guard ip.image.width > 0, ip.image.height > 0 else { throw GenerationError("the IP-Adapter image is empty") }
@@ -171,6 +174,8 @@ public final class KolorsPipeline: @unchecked Sendable {
     public func generate(_ request: GenerationRequest, cancel: CancellationToken? = nil,
                          events: ((PipelineEvent) -> Void)? = nil) throws -> GenerationResult {
         try validate(request)
+        // Large freed buffers are kept for reuse during the run; none stay resident after it.
+        defer { TensorStorage.pool.drain() }
         var timings: [String: Double] = [:]
         func timed<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -254,6 +259,8 @@ public final class KolorsPipeline: @unchecked Sendable {
         let steps = Array(firstStep..<scheduler.timesteps.count)
         var stepSeconds: [Double] = []
         let crossAttention = CrossAttentionCache()  // the conditioning's K/V, made at the first step
+        let deepCache = request.deepCacheInterval.map { DeepCache(interval: $0) }
+        if deepCache != nil && unet.deepCacheBranch == nil { throw GenerationError("this UNet is too shallow for DeepCache") }
         for (n, i) in steps.enumerated() {
             try cancel?.check()
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -261,7 +268,8 @@ public final class KolorsPipeline: @unchecked Sendable {
             var noisePred = try timed("unet") {
                 try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
                          textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens, ipAdapter: adapter,
-                         imageScale: request.ipAdapter?.scale ?? 0, crossAttentionCache: crossAttention, cancel: cancel)
+                         imageScale: request.ipAdapter?.scale ?? 0, crossAttentionCache: crossAttention,
+                         deepCache: deepCache?.pass(step: n), cancel: cancel)
             }
             if cfg {
                 let uncond = noisePred.slice(0..<total), text = noisePred.slice(total..<(2 * total))
