@@ -32,34 +32,64 @@ static inline uint16_t to_bf16(float f) {
     return (uint16_t)(x >> 16);
 }
 
+// Packing converts each row with kk_f32_to_bf16 (vectorised round to nearest even) into a small
+// row buffer, then only moves 16- or 32-bit pieces into place.
+#define PACK_ROW_MAX 1024  // head dims above this take the element-by-element path
+
 void kk_pack_keys_bf16(const float *k, size_t keys, size_t d, size_t stride, uint16_t *packed) {
     size_t pairs = (d + 1) / 2, tiles = (keys + 15) / 16;
-    for (size_t t = 0; t < tiles; t++)
-        for (size_t p = 0; p < pairs; p++) {
-            uint16_t *dst = packed + (t * pairs + p) * 32;
-            for (size_t j = 0; j < 16; j++) {
-                size_t key = t * 16 + j;
-                for (size_t h = 0; h < 2; h++) {
-                    size_t c = 2 * p + h;
-                    dst[2 * j + h] = (key < keys && c < d) ? to_bf16(k[key * stride + c]) : 0;
-                }
-            }
+    if (d > PACK_ROW_MAX) {
+        for (size_t t = 0; t < tiles; t++)
+            for (size_t p = 0; p < pairs; p++)
+                for (size_t j = 0; j < 16; j++)
+                    for (size_t h = 0; h < 2; h++) {
+                        size_t key = t * 16 + j, c = 2 * p + h;
+                        packed[(t * pairs + p) * 32 + 2 * j + h] = (key < keys && c < d) ? to_bf16(k[key * stride + c]) : 0;
+                    }
+        return;
+    }
+    uint16_t row[PACK_ROW_MAX + 2];
+    uint32_t *dst = (uint32_t *)packed;  // one bf16 pair of a key per 32 bits
+    for (size_t key = 0; key < tiles * 16; key++) {
+        size_t t = key / 16, j = key % 16;
+        if (key < keys) {
+            kk_f32_to_bf16(k + key * stride, row, d);
+            row[d] = 0;  // pads an odd head dim
+        } else {
+            memset(row, 0, sizeof(uint16_t) * 2 * pairs);
         }
+        for (size_t p = 0; p < pairs; p++) {
+            uint32_t pair;
+            memcpy(&pair, row + 2 * p, 4);
+            dst[(t * pairs + p) * 16 + j] = pair;
+        }
+    }
 }
 
 void kk_pack_values_bf16(const float *v, size_t keys, size_t d, size_t stride, uint16_t *packed) {
-    size_t pairs = (keys + 1) / 2, tiles = (d + 15) / 16;
-    for (size_t p = 0; p < pairs; p++)
-        for (size_t t = 0; t < tiles; t++) {
-            uint16_t *dst = packed + (p * tiles + t) * 32;
-            for (size_t j = 0; j < 16; j++) {
-                size_t c = t * 16 + j;
-                for (size_t h = 0; h < 2; h++) {
-                    size_t key = 2 * p + h;
-                    dst[2 * j + h] = (key < keys && c < d) ? to_bf16(v[key * stride + c]) : 0;
-                }
-            }
+    size_t pairs = (keys + 1) / 2, tiles = (d + 15) / 16, width = tiles * 16;
+    if (d > PACK_ROW_MAX) {
+        for (size_t p = 0; p < pairs; p++)
+            for (size_t t = 0; t < tiles; t++)
+                for (size_t j = 0; j < 16; j++)
+                    for (size_t h = 0; h < 2; h++) {
+                        size_t c = t * 16 + j, key = 2 * p + h;
+                        packed[(p * tiles + t) * 32 + 2 * j + h] = (key < keys && c < d) ? to_bf16(v[key * stride + c]) : 0;
+                    }
+        return;
+    }
+    uint16_t a[PACK_ROW_MAX + 16], b[PACK_ROW_MAX + 16];
+    for (size_t p = 0; p < pairs; p++) {
+        memset(a, 0, width * 2);
+        memset(b, 0, width * 2);
+        kk_f32_to_bf16(v + 2 * p * stride, a, d);
+        if (2 * p + 1 < keys) kk_f32_to_bf16(v + (2 * p + 1) * stride, b, d);
+        uint16_t *dst = packed + p * width * 2;  // [tile][16 columns][2 keys], tiles back to back
+        for (size_t c = 0; c < width; c++) {
+            dst[2 * c] = a[c];
+            dst[2 * c + 1] = b[c];
         }
+    }
 }
 
 size_t kk_packed_keys_count(size_t keys, size_t d) { return (keys + 15) / 16 * 16 * ((d + 1) / 2 * 2); }
