@@ -173,9 +173,9 @@ struct UNetBench: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "unet", abstract: "Time one UNet forward pass.")
     @OptionGroup var options: ModelBenchOptions
     @Flag(name: .long, help: """
-        Time a denoising step after a run's first, as the pipeline runs it: the text's cross-attention \
-        K/V are kept from the warm-up (diffusers recomputes them every step). Without it: a whole forward, \
-        as diffusers runs one.
+        Time a denoising step as the pipeline runs it: the conditioning (encoder_hid_proj, the text's \
+        cross-attention K/V) prepared once before the timed calls (diffusers recomputes it every step). \
+        Without it: a whole forward, as diffusers runs one.
         """)
     var keepConditioning = false
 
@@ -199,19 +199,22 @@ struct UNetBench: ParsableCommand {
                                                                  Float(options.height), Float(options.width)], count: b).flatMap { $0 })
         let blocks = BlockTimer()
         var run = 0
-        let kept = keepConditioning ? CrossAttentionCache() : nil
+        // kept: the conditioning prepared once, as a run's steps share it; else prepared in every
+        // timed call, as diffusers recomputes it every step
+        let kept = keepConditioning
+            ? try unet.prepare(text: context, textEmbeds: pooled, timeIds: ids) : nil
         let (median, _) = try measure(repeats: options.repeats, label: "unet") {
             blocks.enabled = run > 0
             run += 1
             blocks.start()
-            _ = try unet(sample, timesteps: [500], encoderHiddenStates: context, textEmbeds: pooled, timeIds: ids,
-                         crossAttentionCache: kept, probe: { name, _ in blocks.mark(name) })
+            let conditioning = try kept ?? unet.prepare(text: context, textEmbeds: pooled, timeIds: ids)
+            _ = try unet(sample, timesteps: [500], conditioning: conditioning, probe: { name, _ in blocks.mark(name) })
             blocks.mark("conv_out")
         }
         let flops = UNetFLOPs.estimate(config: c, height: h, width: w, batch: b, contextLength: 256,
                                        keptConditioning: keepConditioning)
         if let kept {
-            print(String(format: "cross-attention K/V kept from the warm-up: %d layers, %.0f MiB", kept.count,
+            print(String(format: "cross-attention K/V prepared once: %d pairs, %.0f MiB", kept.pairs,
                          Double(kept.bytes) / 1_048_576))
         }
         printBreakdown(repeats: options.repeats, total: median)

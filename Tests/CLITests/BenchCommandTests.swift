@@ -27,12 +27,12 @@ struct BenchCommandTests {
         #expect(json["keep_conditioning"] as? Bool == false)
     }
 
-    @Test("--keep-conditioning times a step after the first: the text's cross-attention K/V kept from the warm-up")
+    @Test("--keep-conditioning times a step as the pipeline runs it: the conditioning prepared once")
     func unetKeepConditioning() throws {
         let r = try CLI.run(["bench", "unet", "--model", CLI.tinyKolors, "--width", "64", "--height", "64", "--repeats", "1",
                              "--precision", "fp32", "--keep-conditioning"])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("cross-attention K/V kept from the warm-up: 17 layers"), "\(r.stdout)")
+        #expect(r.stdout.contains("cross-attention K/V prepared once: 17 pairs"), "\(r.stdout)")
         #expect(try lastJSON(r.stdout)["keep_conditioning"] as? Bool == true)
     }
 

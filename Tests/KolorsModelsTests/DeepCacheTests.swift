@@ -16,8 +16,9 @@ struct DeepCacheTests {
         let branch = try #require(unet.deepCacheBranch)
         #expect(branch.keep == 1 && branch.start == unet.upBlocks.last!.resnetCount - 2)
         let (sample, states, text, ids) = (try refs["sample"], try refs["encoder_hidden_states"], try refs["text_embeds"], try refs["time_ids"])
+        let conditioning = try unet.prepare(text: states, textEmbeds: text, timeIds: ids)
         func run(_ t: Float, _ x: Tensor, _ pass: DeepCache.Pass?) throws -> Tensor {
-            try unet(x, timesteps: [t], encoderHiddenStates: states, textEmbeds: text, timeIds: ids, deepCache: pass)
+            try unet(x, timesteps: [t], conditioning: conditioning, deepCache: pass)
         }
         let cache = DeepCache(interval: 3)
         guard case .full = cache.pass(step: 1) else { Issue.record("no kept feature yet: the pass must be full"); return }

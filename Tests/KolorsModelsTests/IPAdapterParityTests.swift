@@ -44,7 +44,7 @@ struct IPAdapterParityTests {
         #expect(names.firstIndex { $0.hasPrefix("up_blocks") }! < names.firstIndex { $0.hasPrefix("mid_block") }!)
         let ip = try IPAdapterWeights.load(Self.folder)
         try unet.checkIPAdapter(ip)
-        #expect(unet.crossAttentionLayers.enumerated().allSatisfy { $0.element.attention.crossAttentionIndex == $0.offset })
+        #expect(unet.crossAttentionLayers.allSatisfy { $0.name == $0.attention.path })
         let embeds = concat([try refs["clip.zero_image_embeds"], try refs["clip.ip_image_90x70.png.image_embeds"]], dim: 0)
         let tokens = ip.projection(embeds)
         let out = try unet(try u["sample"], timesteps: [801], encoderHiddenStates: try u["encoder_hidden_states"],
@@ -52,15 +52,13 @@ struct IPAdapterParityTests {
                            imageScale: scale)
         let err = relativeError(out, try refs["unet_ip.scale\(scale).t801.out"])
         #expect(err <= 1e-4, "scale \(scale): \(err)")
-        // with a cross-attention cache: the same output, text and image K/V kept per layer
-        let cache = CrossAttentionCache(), states = try u["encoder_hidden_states"]
+        // prepared once for several steps: the same output, text and image K/V kept per layer
+        let conditioning = try unet.prepare(text: try u["encoder_hidden_states"], textEmbeds: try u["text_embeds"],
+                                            timeIds: try u["time_ids"], imageTokens: tokens, ipAdapter: ip, imageScale: scale)
         for _ in 0..<2 {
-            let cached = try unet(try u["sample"], timesteps: [801], encoderHiddenStates: states,
-                                  textEmbeds: try u["text_embeds"], timeIds: try u["time_ids"], imageTokens: tokens, ipAdapter: ip,
-                                  imageScale: scale, crossAttentionCache: cache)
-            #expect(relativeError(cached, out) <= 1e-5)
+            #expect(relativeError(try unet(try u["sample"], timesteps: [801], conditioning: conditioning), out) <= 1e-5)
         }
-        #expect(cache.count == 2 * names.count)
+        #expect(conditioning.pairs == (scale == 0 ? 1 : 2) * names.count)
         // scale 0 and no adapter give the plain UNet
         let plain = try unet(try u["sample"], timesteps: [801], encoderHiddenStates: try u["encoder_hidden_states"],
                              textEmbeds: try u["text_embeds"], timeIds: try u["time_ids"], imageTokens: tokens, ipAdapter: ip,

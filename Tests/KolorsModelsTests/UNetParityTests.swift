@@ -44,33 +44,29 @@ struct UNetParityTests {
         #expect(relativeError(out, try refs["t801.out"]) <= 5e-3)
     }
 
-    @Test("a cross-attention cache shared by a run's steps gives the same outputs; other conditioning starts it over")
-    func crossAttentionCache() throws {
+    @Test("one prepared conditioning serves a run's steps with the same outputs as preparing it per call")
+    func preparedConditioning() throws {
         let refs = try Fixtures.References("unet.safetensors")
         let unet = try UNet2DConditionModel.load(from: try DiffusersModel(Fixtures.tinyKolors), variant: .full)
         let (sample, textEmbeds, timeIds) = (try refs["sample"], try refs["text_embeds"], try refs["time_ids"])
         let states = try refs["encoder_hidden_states"]
-        func run(_ t: Float, _ states: Tensor, _ cache: CrossAttentionCache?) throws -> Tensor {
-            try unet(sample, timesteps: [t], encoderHiddenStates: states, textEmbeds: textEmbeds, timeIds: timeIds,
-                     crossAttentionCache: cache)
+        let conditioning = try unet.prepare(text: states, textEmbeds: textEmbeds, timeIds: timeIds)
+        #expect(conditioning.pairs == unet.crossAttentionLayers.count && conditioning.bytes > 0)
+        func oneShot(_ t: Float, _ states: Tensor) throws -> Tensor {
+            try unet(sample, timesteps: [t], encoderHiddenStates: states, textEmbeds: textEmbeds, timeIds: timeIds)
         }
-        let cache = CrossAttentionCache()
         // Equal up to the order of parallel sums (which other tests running at once can change): ≤ 1e-5.
-        let first = try run(801, states, cache)
-        #expect(relativeError(first, try run(801, states, nil)) <= 1e-5)
-        #expect(cache.count == unet.crossAttentionLayers.count)
-        let bytes = cache.bytes
-        #expect(bytes > 0)
-        // the next step reads the kept K/V: same numbers as computing them, same reference error
-        let second = try run(23, states, cache)
-        #expect(relativeError(second, try run(23, states, nil)) <= 1e-5)
-        #expect(relativeError(second, try refs["t23.out"]) <= Self.tolerance)
-        #expect(cache.count == unet.crossAttentionLayers.count && cache.bytes == bytes)
-        // other text embeddings: nothing stale is used
-        let other = scale(states.copy(), 0.5)
-        let fresh = try run(801, other, cache)
-        #expect(relativeError(fresh, try run(801, other, nil)) <= 1e-5)
-        #expect(relativeError(fresh, first) > 1e-3)
+        for (t, name) in [(Float(801), "t801"), (23, "t23")] {
+            let stepped = try unet(sample, timesteps: [t], conditioning: conditioning)
+            #expect(relativeError(stepped, try oneShot(t, states)) <= 1e-5)
+            #expect(relativeError(stepped, try refs["\(name).out"]) <= Self.tolerance)
+        }
+        // other text embeddings make other conditioning: nothing is shared by accident
+        let other = try unet.prepare(text: scale(states.copy(), 0.5), textEmbeds: textEmbeds, timeIds: timeIds)
+        let fresh = try unet(sample, timesteps: [801], conditioning: other)
+        #expect(relativeError(fresh, try unet(sample, timesteps: [801], conditioning: conditioning)) > 1e-3)
+        // and bad shapes are an error, not a trap
+        #expect(throws: GenerationShapeError.self) { try unet.prepare(text: states, textEmbeds: textEmbeds, timeIds: nil) }
     }
 
     @Test("cancellation stops a forward pass between blocks")

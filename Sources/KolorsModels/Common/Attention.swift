@@ -13,9 +13,9 @@ public final class Attention: @unchecked Sendable {
     public let headDim: Int
     let groupNorm: GroupNorm?
     let backend: ComputeBackend
-    /// This layer's position among the UNet's cross-attention layers (diffusers'
-    /// `attn_processors` order of attn2), which picks its IP-Adapter projections; set by the UNet.
-    public internal(set) var crossAttentionIndex: Int?
+    /// The layer's weight path (`down_blocks.1.attentions.0.transformer_blocks.0.attn2`): a UNet
+    /// cross-attention layer finds its K/V in a `UNetConditioning` under it.
+    public let path: String
 
     public init(_ w: WeightScope, queryDim: Int, contextDim: Int? = nil, heads: Int, headDim: Int,
                 qkvBias: Bool = false, outBias: Bool = true, groupNorm: (groups: Int, eps: Float)? = nil,
@@ -29,33 +29,30 @@ public final class Attention: @unchecked Sendable {
         self.heads = heads
         self.headDim = headDim
         self.backend = backend
+        path = String(w.prefix.dropLast())
     }
 
     public var scale: Float { 1 / Float(headDim).squareRoot() }
 
-    /// Attention over token sequences: x [B, L, C], context [B, Lc, Cc] (self-attention when nil).
-    /// With `image` tokens [B, Li, Cc] and their `imageProjections` (`to_k_ip`, `to_v_ip`), adds
-    /// IP-Adapter's branch: `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip, before `to_out` (skipped
-    /// when the scale is 0). With `residual`, returns `residual + attention` (diffusers'
-    /// residual connection), added inside `to_out`'s product. With a `cache`, a cross-attention
-    /// layer takes its K and V (and the image branch's) from it, made there at the first step.
-    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, image: Tensor? = nil,
-                               imageProjections: (toK: Linear, toV: Linear)? = nil, imageScale: Float = 1,
-                               residual: Tensor? = nil, cache: CrossAttentionCache? = nil) -> Tensor {
+    /// Attention over token sequences: x [B, L, C], context [B, Lc, Cc] (self-attention when
+    /// nil). With `residual`, returns `residual + attention` (diffusers' residual connection),
+    /// added inside `to_out`'s product.
+    public func callAsFunction(_ x: Tensor, context: Tensor? = nil, residual: Tensor? = nil) -> Tensor {
         let ctx = context ?? x
-        // A cross-attention layer's K/V from the cache (made there at the first step), if given one.
-        let cached = context != nil ? crossAttentionIndex.flatMap { i in cache.map { ($0, i) } } : nil
+        let out = backend.attention(q: toQ(x), k: toK(ctx), v: toV(ctx), heads: heads, kvHeads: heads, scale: scale, mask: nil)
+        return toOut(out, residual: residual)
+    }
+
+    /// A UNet cross-attention layer: K and V of the text come from the run's `conditioning`
+    /// (made once per run); with IP-Adapter image tokens there, adds IP-Adapter's branch
+    /// `imageScale` · softmax(q·K_ipᵀ/√d)·V_ip before `to_out` (`IPAdapterAttnProcessor2_0`).
+    public func callAsFunction(_ x: Tensor, conditioning: UNetConditioning, residual: Tensor? = nil) -> Tensor {
+        let kv = conditioning.layer(path)
         let q = toQ(x)
-        let (k, v) = cached.map { c, i in c.keysValues(CrossAttentionCache.key(layer: i, image: false)) { (toK(ctx), toV(ctx)) } }
-            ?? (toK(ctx), toV(ctx))
-        let out = backend.attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
-        if let image, let ip = imageProjections, imageScale != 0 {
-            let (ipK, ipV) = cached.map { c, i in
-                c.keysValues(CrossAttentionCache.key(layer: i, image: true)) { (ip.toK(image), ip.toV(image)) }
-            } ?? (ip.toK(image), ip.toV(image))
-            let ipOut = backend.attention(q: q, k: ipK, v: ipV, heads: heads, kvHeads: heads,
-                                          scale: scale, mask: nil)
-            axpy(imageScale, ipOut, out)
+        let out = backend.attention(q: q, k: kv.k, v: kv.v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
+        if let image = kv.image {
+            let ipOut = backend.attention(q: q, k: image.k, v: image.v, heads: heads, kvHeads: heads, scale: scale, mask: nil)
+            axpy(conditioning.imageScale, ipOut, out)
         }
         return toOut(out, residual: residual)
     }

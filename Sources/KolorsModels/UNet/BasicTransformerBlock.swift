@@ -22,13 +22,11 @@ public final class BasicTransformerBlock: @unchecked Sendable {
         ffOut = try Linear(w.scope("ff.net.2"), in: 4 * dim, out: dim, bias: true, backend: backend)
     }
 
-    /// x [B, L, dim], context [B, Lc, contextDim]; returns the block's output (each residual
-    /// add happens inside the product that ends its branch).
-    public func callAsFunction(_ x: Tensor, context: CrossAttentionContext) -> Tensor {
+    /// x [B, L, dim]; returns the block's output (each residual add happens inside the product
+    /// that ends its branch).
+    public func callAsFunction(_ x: Tensor, conditioning: UNetConditioning) -> Tensor {
         var x = attn1(norm1(x), residual: x)
-        x = attn2(norm2(x), context: context.text, image: context.image,
-                  imageProjections: context.projections(for: attn2), imageScale: context.imageScale, residual: x,
-                  cache: context.cache)
+        x = attn2(norm2(x), conditioning: conditioning, residual: x)
         return ffOut(geglu(ffProj(norm3(x))), residual: x)
     }
 }

@@ -29,7 +29,7 @@ public final class DownBlock2D: @unchecked Sendable {
 
     /// The block's output and skips. `layers` stops after that many resnet(+transformer) layers,
     /// before the downsampler (DeepCache's shallow path).
-    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, layers: Int? = nil,
+    public func callAsFunction(_ x: Tensor, siluTemb: Tensor, conditioning: UNetConditioning, layers: Int? = nil,
                                cancel: CancellationToken?) throws -> (Tensor, [Tensor]) {
         var h = x
         var skips: [Tensor] = []
@@ -37,7 +37,7 @@ public final class DownBlock2D: @unchecked Sendable {
             if let layers, i == layers { return (h, skips) }
             try cancel?.check()
             h = r(h, siluTemb: siluTemb)
-            if !attentions.isEmpty { h = try attentions[i](h, context: context, cancel: cancel) }
+            if !attentions.isEmpty { h = try attentions[i](h, conditioning: conditioning, cancel: cancel) }
             skips.append(h)
         }
         if let d = downsampler {

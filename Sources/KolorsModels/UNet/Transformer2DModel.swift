@@ -31,7 +31,7 @@ public final class Transformer2DModel: @unchecked Sendable {
         }
     }
 
-    public func callAsFunction(_ x: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor, conditioning: UNetConditioning, cancel: CancellationToken?) throws -> Tensor {
         let (h, w) = (x.shape[2], x.shape[3])
         var hidden = norm(x)
         if let conv = projInConv { hidden = conv(hidden) }
@@ -39,7 +39,7 @@ public final class Transformer2DModel: @unchecked Sendable {
         if let lin = projInLinear { hidden = lin(hidden) }
         for block in blocks {
             try cancel?.check()
-            hidden = block(hidden, context: context)
+            hidden = block(hidden, conditioning: conditioning)
         }
         if let lin = projOutLinear { hidden = lin(hidden) }
         var out = tokensToNCHW(hidden, height: h, width: w)

@@ -87,7 +87,6 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         convOut = try Conv2d(w.scope("conv_out"), in: ch[0], out: config.outChannels, kernel: config.convOutKernel,
                              padding: .symmetric((config.convOutKernel - 1) / 2), backend: backend)
         unusedWeights = weights.unusedNames
-        for (i, l) in crossAttentionLayers.enumerated() { l.attention.crossAttentionIndex = i }
     }
 
     /// Loads `unet/` of a diffusers folder. By default the weights stay memory-mapped in their
@@ -152,71 +151,37 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         }
     }
 
-    /// Predicts the noise for `sample` [B, C, h, w] at `timesteps` (one value for the batch, or
-    /// one per item), with `encoderHiddenStates` [B, L, encoder_hid_dim] (or cross-attention
-    /// width without encoder_hid_proj), and SDXL micro-conditioning `textEmbeds` [B, pooled]
-    /// and `timeIds` [B, 6]. `imageTokens` [B, images·queries, cross_attention_dim] are an
-    /// IP-Adapter's projected image embeddings, attended to through `ipAdapter`'s per-layer
-    /// projections (see `checkIPAdapter`) and weighted by `imageScale`. The model itself is not
-    /// changed, so one UNet can serve runs with and without adapters at the same time.
-    /// A `crossAttentionCache` shared by a run's steps keeps what they would recompute from the
-    /// unchanged conditioning (`encoder_hid_proj`, cross-attention K/V). `probe` receives named
-    /// intermediates for bisecting.
+    /// One-shot prediction (tests, benchmarks): `prepare`s the conditioning and runs one step
+    /// with it. A run's steps prepare once and call `callAsFunction(_:timesteps:conditioning:…)`.
     public func callAsFunction(_ sample: Tensor, timesteps: [Float], encoderHiddenStates: Tensor,
                                textEmbeds: Tensor? = nil, timeIds: Tensor? = nil,
                                imageTokens: Tensor? = nil, ipAdapter: IPAdapterWeights? = nil, imageScale: Float = 1,
-                               crossAttentionCache: CrossAttentionCache? = nil,
-                               deepCache: DeepCache.Pass? = nil,
-                               cancel: CancellationToken? = nil,
+                               cancel: CancellationToken? = nil, probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
+        let c = try prepare(text: encoderHiddenStates, textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens,
+                            ipAdapter: ipAdapter, imageScale: imageScale)
+        return try self(sample, timesteps: timesteps, conditioning: c, cancel: cancel, probe: probe)
+    }
+
+    /// Predicts the noise for `sample` [B, C, h, w] at `timesteps` (one value for the batch, or
+    /// one per item) under a run's `conditioning` (`prepare`). `deepCache` runs a DeepCache full
+    /// or shallow pass (an approximation; nil: the exact UNet). `probe` receives named
+    /// intermediates for bisecting.
+    public func callAsFunction(_ sample: Tensor, timesteps: [Float], conditioning: UNetConditioning,
+                               deepCache: DeepCache.Pass? = nil, cancel: CancellationToken? = nil,
                                probe: ((String, Tensor) -> Void)? = nil) throws -> Tensor {
         let b = sample.shape[0]
         precondition(timesteps.count == 1 || timesteps.count == b, "one timestep or one per batch item")
+        precondition(conditioning.batch == b, "conditioning for a batch of \(conditioning.batch), sample of \(b)")
         let ts = timesteps.count == 1 ? Array(repeating: timesteps[0], count: b) : timesteps
 
         // 1. time (+ added) embedding
         let tproj = timestepEmbedding(ts, dim: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
                                       downscaleFreqShift: Float(config.freqShift))
         let emb = timeEmbedding(tproj)
-        if let addEmbedding {
-            guard let textEmbeds, let timeIds, let tdim = config.additionTimeEmbedDim else {
-                preconditionFailure("text_time conditioning needs text_embeds and time_ids")
-            }
-            let ids = timeIds.values
-            let idEmb = timestepEmbedding(ids, dim: tdim, flipSinToCos: config.flipSinToCos,
-                                          downscaleFreqShift: Float(config.freqShift)).reshaped([b, -1])
-            let addInput = concat([textEmbeds.reshaped([b, -1]), idEmb], dim: 1)
-            addInPlace(emb, addEmbedding(addInput))
-        }
+        if let added = conditioning.addedEmbedding { addInPlace(emb, added) }
         probe?("emb", emb)
         let siluTemb = silu(emb)
-
-        // 2. context
-        let cache = crossAttentionCache
-        cache?.bind(unet: self, text: encoderHiddenStates, image: imageTokens, adapter: ipAdapter)
-        let project = { self.encoderHidProj.map { $0(encoderHiddenStates) } ?? encoderHiddenStates }
-        let text = cache?.projectedText(project) ?? project()
-        probe?("encoder_hid_proj", text)
-        if let imageTokens {
-            precondition(imageTokens.shape[0] == b && imageTokens.shape.last == text.shape.last,
-                         "image tokens \(imageTokens.shape) for a batch of \(b) with width \(text.shape.last ?? 0)")
-        }
-        precondition(imageTokens == nil || ipAdapter != nil, "image tokens need the IP-Adapter's projections")
-        let context = CrossAttentionContext(text: text, image: imageTokens, imageScale: imageScale,
-                                            imageProjections: ipAdapter?.layers.map { ($0.toK, $0.toV) } ?? [],
-                                            cache: cache)
-        cache?.fill {
-            var projections = crossAttentionLayers.enumerated().map { i, l in
-                CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: false),
-                                               toK: l.attention.toK, toV: l.attention.toV, tokens: text)
-            }
-            if let imageTokens, imageScale != 0 {
-                projections += context.imageProjections.enumerated().map { i, p in
-                    CrossAttentionCache.Projection(key: CrossAttentionCache.key(layer: i, image: true),
-                                                   toK: p.toK, toV: p.toV, tokens: imageTokens)
-                }
-            }
-            return projections
-        }
+        probe?("encoder_hid_proj", conditioning.text)
 
         // DeepCache's shallow pass: conv_in, the first layer of the first down block, then the
         // last up block entered part-way from the feature kept at the last full pass.
@@ -225,8 +190,8 @@ public final class UNet2DConditionModel: @unchecked Sendable {
                 preconditionFailure("a shallow DeepCache pass needs a full pass first, on a UNet that allows it")
             }
             let h0 = convIn(sample)
-            let (_, s) = try downBlocks[0](h0, siluTemb: siluTemb, context: context, layers: keep, cancel: cancel)
-            let h = try upBlocks[upBlocks.count - 1](feature, skips: [h0] + s, siluTemb: siluTemb, context: context,
+            let (_, s) = try downBlocks[0](h0, siluTemb: siluTemb, conditioning: conditioning, layers: keep, cancel: cancel)
+            let h = try upBlocks[upBlocks.count - 1](feature, skips: [h0] + s, siluTemb: siluTemb, conditioning: conditioning,
                                                      upsampleSize: nil, from: start, cancel: cancel)
             return convOut(convNormOut(h, silu: true))
         }
@@ -236,7 +201,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         var skips: [Tensor] = [h]
         for (i, block) in downBlocks.enumerated() {
             try cancel?.check()
-            let (out, s) = try block(h, siluTemb: siluTemb, context: context, cancel: cancel)
+            let (out, s) = try block(h, siluTemb: siluTemb, conditioning: conditioning, cancel: cancel)
             h = out
             skips.append(contentsOf: s)
             probe?("down_blocks.\(i)", h)
@@ -245,7 +210,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
         // 4. mid
         if let midBlock {
             try cancel?.check()
-            h = try midBlock(h, siluTemb: siluTemb, context: context, cancel: cancel)
+            h = try midBlock(h, siluTemb: siluTemb, conditioning: conditioning, cancel: cancel)
             probe?("mid_block", h)
         }
 
@@ -263,7 +228,7 @@ public final class UNet2DConditionModel: @unchecked Sendable {
             if case .full(let cache) = deepCache, i == upBlocks.count - 1, let (_, start) = deepCacheBranch {
                 record = { j, t in if j == start { cache.feature = t } }
             }
-            h = try block(h, skips: mine, siluTemb: siluTemb, context: context, upsampleSize: size, record: record,
+            h = try block(h, skips: mine, siluTemb: siluTemb, conditioning: conditioning, upsampleSize: size, record: record,
                           cancel: cancel)
             probe?("up_blocks.\(i)", h)
         }

@@ -16,9 +16,9 @@ public final class UNetMidBlock2DCrossAttn: @unchecked Sendable {
                                              backend: backend)]
     }
 
-    func callAsFunction(_ x: Tensor, siluTemb: Tensor, context: CrossAttentionContext, cancel: CancellationToken?) throws -> Tensor {
+    func callAsFunction(_ x: Tensor, siluTemb: Tensor, conditioning: UNetConditioning, cancel: CancellationToken?) throws -> Tensor {
         var h = resnets[0](x, siluTemb: siluTemb)
-        h = try attentions[0](h, context: context, cancel: cancel)
+        h = try attentions[0](h, conditioning: conditioning, cancel: cancel)
         try cancel?.check()
         return resnets[1](h, siluTemb: siluTemb)
     }

@@ -30,7 +30,7 @@ public final class UpBlock2D: @unchecked Sendable {
 
     /// Runs the layers from `start` on (DeepCache's shallow path enters part-way, with one skip
     /// per layer run); `record` sees the hidden state entering each layer, before its concat.
-    public func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, context: CrossAttentionContext,
+    public func callAsFunction(_ x: Tensor, skips: [Tensor], siluTemb: Tensor, conditioning: UNetConditioning,
                                upsampleSize: (Int, Int)?, from start: Int = 0, record: ((Int, Tensor) -> Void)? = nil,
                                cancel: CancellationToken?) throws -> Tensor {
         precondition(skips.count == resnets.count - start, "up block: \(skips.count) skips for layers \(start)..<\(resnets.count)")
@@ -40,7 +40,7 @@ public final class UpBlock2D: @unchecked Sendable {
             try cancel?.check()
             record?(i, h)
             h = resnets[i](concat([h, remaining.removeLast()], dim: 1), siluTemb: siluTemb)
-            if !attentions.isEmpty { h = try attentions[i](h, context: context, cancel: cancel) }
+            if !attentions.isEmpty { h = try attentions[i](h, conditioning: conditioning, cancel: cancel) }
         }
         if let u = upsampler { h = u(h, outputSize: upsampleSize) }
         return h

@@ -258,7 +258,11 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
         let steps = Array(firstStep..<scheduler.timesteps.count)
         var stepSeconds: [Double] = []
-        let crossAttention = CrossAttentionCache()  // the conditioning's K/V, made at the first step
+        // the conditioning's projections and cross-attention K/V, made once for every step
+        let conditioning = try timed("unet") {
+            try unet.prepare(text: encoderStates, textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens,
+                             ipAdapter: adapter, imageScale: request.ipAdapter?.scale ?? 0)
+        }
         let deepCache = request.deepCacheInterval.map { DeepCache(interval: $0) }
         if deepCache != nil && unet.deepCacheBranch == nil { throw GenerationError("this UNet is too shallow for DeepCache") }
         for (n, i) in steps.enumerated() {
@@ -266,9 +270,7 @@ public final class KolorsPipeline: @unchecked Sendable {
             let t0 = DispatchTime.now().uptimeNanoseconds
             let input = scheduler.scaleModelInput(cfg ? concat([latents, latents], dim: 0) : latents, stepIndex: i)
             var noisePred = try timed("unet") {
-                try unet(input, timesteps: [scheduler.timesteps[i]], encoderHiddenStates: encoderStates,
-                         textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens, ipAdapter: adapter,
-                         imageScale: request.ipAdapter?.scale ?? 0, crossAttentionCache: crossAttention,
+                try unet(input, timesteps: [scheduler.timesteps[i]], conditioning: conditioning,
                          deepCache: deepCache?.pass(step: n), cancel: cancel)
             }
             if cfg {
