@@ -46,7 +46,7 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
     var precision: PrecisionOption = .auto
 
-    @Option(help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
+    @Option(help: "Text encoder weights: fp16 (exact, default), int8 (weight-only, half the memory; quantized once and cached) or int8-w8a8 (experimental: int8 weights and activations, integer products on oneDNN; faster, less accurate).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(help: "Threads for the engine (default: all cores).")
