@@ -57,7 +57,8 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
 
     let themes = ThemeLibrary.standard(executable: options.executable, environment: env)
     let theme = try themes.load(options.theme ?? "dark")
-    let sessionPath = options.session.map { ($0 as NSString).expandingTildeInPath }
+    // a relative --session is the caller's folder's, made absolute once (messages and the session picker need it whole)
+    let sessionPath = options.session.map { resolveStudioPath($0, cwd: FileManager.default.currentDirectoryPath) }
         ?? (GallerySession.defaultRoot(environment: env) as NSString).appendingPathComponent(GallerySession.sessionName())
 
     kc_unblock_signals()

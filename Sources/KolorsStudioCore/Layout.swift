@@ -51,8 +51,8 @@ public struct StudioLayout: Equatable, Sendable {
     /// The compact layout's left column (editors and parameters) is at least this wide; the preview gets the rest.
     public static let compactLeftWidth = 40
 
-    /// Whether this is the compact arrangement: below 100 columns where the editors leave no
-    /// room under them (80×24, 60×20), the preview goes beside a narrower left column, the
+    /// Whether this is the compact arrangement: below 100 columns where the editors leave no (or
+    /// little) room under them (80×24, 60×20, 99×33), the preview goes beside a narrower left column, the
     /// negative prompt folds to one row (a box while it has focus) and the parameters pane puts
     /// Strength on a row of its own and folds the IP-Adapter rows into one while it is off.
     public var compact = false
@@ -108,10 +108,10 @@ public struct StudioLayout: Equatable, Sendable {
                 l.preview = Rect(x: 0, y: top + wanted + paramsHeight, width: width, height: rest)
                 editorsHeight = wanted
             }
-        }
-        if l.preview == nil {
-            return compactLayout(l, top: top, mainHeight: mainHeight, squareWidth: squareWidth,
-                                 extraParamRows: compactExtraParamRows ?? extraParamRows, negativeFocused: negativeFocused)
+            // the compact arrangement when the stacked preview is missing or shows a smaller image
+            let compact = compactLayout(l, top: top, mainHeight: mainHeight, squareWidth: squareWidth,
+                                        extraParamRows: compactExtraParamRows ?? extraParamRows, negativeFocused: negativeFocused)
+            if squareSide(compact.preview) > squareSide(l.preview) { return compact }
         }
         let promptHeight = max(4, (editorsHeight * 3 + 2) / 5)
         let negativeHeight = max(3, editorsHeight - promptHeight)
@@ -119,6 +119,12 @@ public struct StudioLayout: Equatable, Sendable {
         l.negative = Rect(x: 0, y: top + promptHeight, width: leftWidth, height: negativeHeight)
         l.params = Rect(x: 0, y: top + promptHeight + negativeHeight, width: leftWidth, height: paramsHeight)
         return l
+    }
+
+    /// The side, in half-block pixels, of the largest square image a preview box shows (0 without one).
+    static func squareSide(_ preview: Rect?) -> Int {
+        guard let p = preview?.inner, !p.isEmpty else { return 0 }
+        return min(p.width, 2 * p.height)
     }
 
     /// The compact arrangement: the preview on the right (square when it fits), and on the left the

@@ -123,9 +123,8 @@ public enum ParamsPane {
             x = inner.x
             item(&f, .steps, "\(p.steps)", y: y)
             item(&f, .guidance, ImageMetadata.formatFloat(p.guidance), y: y)
-            let batchNote: String? = p.imagesPerPrompt > 1 || p.batchSeeds != .shared || (s.focus == .images && active)
-                ? (p.batchSeeds == .shared ? "shared seed" : "seed+i") : nil
-            item(&f, .images, "\(p.imagesPerPrompt)", y: y, note: batchNote)
+            // seed+i batches say so (the default, one seed for the batch as diffusers, says nothing)
+            item(&f, .images, "\(p.imagesPerPrompt)", y: y, note: p.batchSeeds == .increment ? "seed+i" : nil)
         })
         rows.append(Row { f, y in
             x = inner.x

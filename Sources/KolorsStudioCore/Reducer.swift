@@ -149,6 +149,12 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
     case .parametersLoaded(let parsed, let from), .sessionRestored(let parsed, let from):
         var restoring = false
         if case .sessionRestored = action { restoring = true }
+        if restoring && s.fieldsTouched {
+            post(&s, "kept your edits; the session's last parameters (\((from as NSString).lastPathComponent)) are in the gallery: "
+                 + "Ctrl-O, r reloads them", .info, for: 8)
+            return []
+        }
+        if !restoring { s.fieldsTouched = true }
         var notes: [String] = []
         if !restoring, s.linePrompt?.purpose == .loadParameters { s.linePrompt = nil }
         let effects = applyParameters(&s, parsed.parameters, keepLoRAs: restoring && s.lorasFromFlags, restoring: restoring,
@@ -450,9 +456,11 @@ func handleGenerationEvent(_ s: inout StudioState, _ id: Int, _ event: Generatio
 func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
     if s.linePrompt != nil {
         s.linePrompt!.editor.insert(text)
+        s.linePrompt!.note = nil
         return []
     }
-    if s.galleryVisible || s.helpVisible { return [] }
+    if s.galleryVisible || s.helpVisible || s.logVisible || s.fullPreview || s.confirmingQuit != nil { return [] }
+    s.fieldsTouched = true
     switch s.focus {
     case .prompt: s.prompt.insert(text)
     case .negative: s.negative.insert(text)
@@ -584,6 +592,7 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         if key == .escape { s.fullPreview = false }
         return []
     }
+    if key != .escape && key != .tab && key != .backTab { s.fieldsTouched = true }
     switch key {
     case .escape: return cancelOrClear(&s)
     case .tab: return setFocus(&s, s.focus.next)
@@ -961,6 +970,7 @@ func handleGalleryKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
             s.galleryVisible = false
             s.gallery = g
             var notes: [String] = []
+            s.fieldsTouched = true
             let checks = applyParameters(&s, e.parameters, batchIndex: e.batchIndex, foreign: e.foreign, notes: &notes)
             if notes.isEmpty {
                 post(&s, "loaded the parameters of \(e.file); seed locked", .success, for: 8)

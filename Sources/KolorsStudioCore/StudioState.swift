@@ -112,6 +112,11 @@ public struct QuitConfirmation: Equatable, Sendable {
     public var running: Int?
     public var queued: Int
     public var unsaved: Int
+    public init(running: Int?, queued: Int, unsaved: Int) {
+        self.running = running
+        self.queued = queued
+        self.unsaved = unsaved
+    }
 }
 
 /// The gallery overlay's state. Entries mirror the open `GallerySession`.
@@ -182,6 +187,9 @@ public struct StudioState: Equatable, Sendable {
     public var unsaved: [UnsavedImage] = []
     /// The size was set by the user or by reloaded parameters (the demo checkpoint's small default then stays off).
     public var sizeChosen = false
+    /// The user has typed, pasted, changed a field or loaded parameters: a start-up session restore
+    /// that arrives later (a slow index) leaves the fields alone.
+    public var fieldsTouched = false
     public var galleryVisible = false
     public var gallery: GalleryState
     public var linePrompt: LinePrompt?

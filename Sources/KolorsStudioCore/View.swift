@@ -91,10 +91,14 @@ public enum StudioView {
     }
 
     /// The token counter on an editor's border; over the limit it says how many tokens are cut.
-    public static func tokenNote(_ count: Int?) -> (String, StyleRole) {
+    /// `room`: cells available; over the limit a shorter form is used where the long one does not fit.
+    public static func tokenNote(_ count: Int?, room: Int = .max) -> (String, StyleRole) {
         guard let count else { return ("tokens: n/a", .dim) }
         let max = GenerationParameters.maxPromptTokens
-        if count > max { return ("⚠ \(count)/\(max) tokens: last \(count - max) cut", .error) }
+        if count > max {
+            let forms = ["⚠ \(count)/\(max) tokens: last \(count - max) cut", "⚠ \(count)/\(max): \(count - max) cut", "⚠ \(count)/\(max)"]
+            return (forms.first { CellWidth.of($0) <= room } ?? forms[2], .error)
+        }
         return ("\(count)/\(max) tokens", count > max * 9 / 10 ? .warning : .hint)
     }
 
@@ -117,8 +121,10 @@ public enum StudioView {
 
     static func drawEditor(_ f: inout Frame, _ s: StudioState, _ field: Field, _ e: TextEditor, _ r: Rect) {
         let focused = s.focus == field && !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
-        let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens)
-        f.box(r, title: field.label + (focused ? " ✎" : ""), role: focused ? .focusBorder : .border,
+        let title = field.label + (focused ? " ✎" : "")
+        // the box draws the note right-aligned when it clears the title: " title " + a gap + " note "
+        let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens, room: r.width - CellWidth.of(title) - 9)
+        f.box(r, title: title, role: focused ? .focusBorder : .border,
               titleRole: focused ? .focusBorder : .paneTitle, topRight: tokens,
               bottom: focused ? ("Enter: new line · Tab: next field", .hint) : nil)
         let inner = r.inner
@@ -346,8 +352,16 @@ public enum StudioView {
         }
     }
 
+    /// The dialog's note (an error, or Tab's candidates) wrapped into at most three rows.
+    static func linePromptNote(_ lp: LinePrompt, width: Int) -> [String] {
+        guard let note = lp.note else { return [] }
+        let lines = CellWidth.wrap((note.isError ? "✗ " : "") + note.text, width: max(4, width))
+        return lines.count > 3 ? Array(lines.prefix(2)) + [CellWidth.truncate(lines[2...].joined(separator: " "), to: width)] : lines
+    }
+
     static func linePromptRect(_ lp: LinePrompt, _ l: StudioLayout) -> Rect {
-        l.centred(width: 80, height: lp.note == nil ? 3 : 4)
+        let width = min(80, l.overlayArea.width - 2)
+        return l.centred(width: width, height: 3 + linePromptNote(lp, width: width - 2).count)
     }
 
     static func drawLinePrompt(_ f: inout Frame, _ lp: LinePrompt, _ l: StudioLayout) {
@@ -366,9 +380,8 @@ public enum StudioView {
             shown.append(c); w += cw
         }
         f.put(shown, x: inner.x, y: inner.y, role: .overlay, maxX: inner.maxX)
-        if let note = lp.note {
-            f.put((note.isError ? "✗ " : "") + CellWidth.truncate(note.text, to: inner.width - 2), x: inner.x, y: inner.y + 1,
-                  role: note.isError ? .error : .hint, maxX: inner.maxX)
+        for (i, line) in linePromptNote(lp, width: inner.width).enumerated() {
+            f.put(line, x: inner.x, y: inner.y + 1 + i, role: lp.note?.isError == true ? .error : .hint, maxX: inner.maxX)
         }
         f.cursor = (inner.x + cx - skipped, inner.y)
     }

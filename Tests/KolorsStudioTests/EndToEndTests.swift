@@ -394,7 +394,7 @@ extension TerminalEndToEnd {
             // a terminal without cursor addressing (TERM=dumb: Emacs shells, some CI logs) would show a blank screen
             let (rc3, out3) = E2E.run(["env", "TERM=dumb", E2E.binary, "studio"])
             #expect(rc3 == 2)
-            #expect(out3.contains("TERM=dumb cannot move the cursor"), out3)
+            #expect(out3.contains("TERM=dumb cannot move the cursor"), "\(out3)")
             #expect(out3.split(separator: "\n").count == 1 && !out3.contains("\u{1B}["))
         }
     }

@@ -120,7 +120,7 @@ extension TerminalEndToEnd {
             t.waitFor(text: "kept 2")                                   // the last image's parameters came back
             t.keys("C-g")
             screen = t.waitFor(text: "not queued")
-            #expect(screen.contains("not writable"), screen)
+            #expect(screen.contains("not writable"), "\(screen)")
             #expect(screen.contains("Jobs none yet"), "no job was made")
             let logText = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             #expect(logText.contains("key ctrl(\"g\")") && !logText.contains("job 1 "), "Ctrl-G arrived; the generator never ran")
@@ -310,8 +310,8 @@ extension TerminalEndToEnd {
             #expect(pngs.contains { $0.hasPrefix("00001-") }, "the relative session is in the caller's folder: \(pngs)")
             #expect(!FileManager.default.fileExists(atPath: E2E.repo.path + "/my-session"), "not in the checkout")
             let stub = try String(contentsOfFile: stubLog, encoding: .utf8)
-            #expect(stub.contains("PWD=\(work)\n"), stub)
-            #expect(stub.contains("--package-path \(E2E.repo.path)") && stub.contains("-c debug --product kolors"), stub)
+            #expect(stub.contains("PWD=\(work)\n"), "\(stub)")
+            #expect(stub.contains("--package-path \(E2E.repo.path)") && stub.contains("-c debug --product kolors"), "\(stub)")
             let output = try String(contentsOfFile: buildOutput, encoding: .utf8)
             #expect(output.contains("[1/3] Compiling KolorsStub"), "build progress is shown: \(output)")
             #expect(output.contains("Build complete!"))

@@ -11,7 +11,7 @@ import Testing
 struct NewcomerTests {
     // MARK: small terminals
 
-    @Test("80×24 and 60×20 get a preview pane (compact layout), with and without the banner", arguments: [(80, 24), (60, 20), (99, 33)])
+    @Test("80×24, 60×20 and 99×33 get a good preview pane (compact layout), with and without the banner", arguments: [(80, 24), (60, 20), (99, 33)])
     func compactLayoutHasAPreview(width: Int, height: Int) throws {
         for banner in [false, true] {
             for negativeFocused in [false, true] {
@@ -167,18 +167,23 @@ struct NewcomerTests {
         #expect(!h.state.seedLocked)
         #expect(h.state.params.seed != 4242)
         #expect(h.state.message?.text.contains("new seed each run") == true)
-        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record(); return }
+        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record("no job started"); return }
         #expect(job.parameters.seed != 4242)
         // a user who locked the seed keeps the lock (and gets the restored seed)
         var l = Harness()
-        l.state.focus = .seed
-        l.keys(.character("l"))
+        l.state.seedLocked = true
         l.send(.sessionRestored(ParsedImageMetadata(parameters: last, source: .kolors), from: "00003-4242.png"))
         #expect(l.state.seedLocked && l.state.params.seed == 4242)
         // loading an image on purpose (Ctrl-P, the gallery's r) locks it to remake that image
         var p = Harness()
         p.send(.parametersLoaded(ParsedImageMetadata(parameters: last, source: .kolors), from: "/x/00003-4242.png"))
         #expect(p.state.seedLocked && p.state.params.seed == 4242)
+        // a restore that arrives after the user started (a slow index) leaves the fields alone
+        var late = Harness()
+        late.type("my own prompt")
+        late.send(.sessionRestored(ParsedImageMetadata(parameters: last, source: .kolors), from: "00003-4242.png"))
+        #expect(late.state.prompt.text == "my own prompt" && late.state.params.steps != 33)
+        #expect(late.state.message?.text.contains("kept your edits") == true)
     }
 
     @Test("batch seeds: Space on Images switches shared / seed+i; jobs and records carry it")
@@ -187,14 +192,14 @@ struct NewcomerTests {
         h.state.focus = .images
         h.type("3")
         h.keys(.enter)
-        #expect(StudioView.render(h.state).text.contains("shared seed"))
+        #expect(!StudioView.render(h.state).text.contains("seed+i"), "the default (diffusers' shared seed) says nothing")
         h.keys(.character(" "))
         #expect(h.state.params.batchSeeds == .increment)
         #expect(StudioView.render(h.state).text.contains("seed+i"))
         h.state.focus = .seed
         h.type("100")
         h.keys(.enter)
-        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record(); return }
+        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record("no job started"); return }
         #expect(job.parameters.batchSeeds == .increment && job.parameters.imagesPerPrompt == 3)
         #expect((0..<3).map { job.parameters.forBatchImage($0).seed } == [100, 101, 102])
         #expect(GenerationParameters(seed: 100, imagesPerPrompt: 3).forBatchImage(2).seed == 100, "shared: one seed")
@@ -215,7 +220,7 @@ struct NewcomerTests {
         h.send(.parametersLoaded(ParsedImageMetadata(parameters: p, source: .kolors, batchIndex: 2), from: "00003-102.png"))
         #expect(h.state.params.seed == 102 && h.state.params.imagesPerPrompt == 1 && h.state.seedLocked)
         #expect(h.state.message?.text.contains("image 3 of a batch of 4 (seed+i)") == true)
-        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record(); return }
+        guard case .startJob(let job) = h.keys(.ctrl("g")).first else { Issue.record("no job started"); return }
         #expect(job.parameters.seed == 102 && job.parameters.imagesPerPrompt == 1)
         // A1111 records each image's own seed: the same rule
         var a = Harness()
@@ -235,8 +240,7 @@ struct NewcomerTests {
         #expect(g.state.params.seed == 102 && g.state.params.imagesPerPrompt == 1)
         // restoring the session at start-up goes on with the batch as it was made
         var r = Harness()
-        r.state.focus = .seed
-        r.keys(.character("l"))
+        r.state.seedLocked = true
         r.send(.sessionRestored(ParsedImageMetadata(parameters: p, source: .kolors, batchIndex: 2), from: "00003-102.png"))
         #expect(r.state.params.seed == 100 && r.state.params.imagesPerPrompt == 4 && r.state.params.batchSeeds == .increment)
     }
@@ -314,8 +318,12 @@ struct NewcomerTests {
         h.send(.tokenCounts(prompt: 300, negative: 3))
         h.send(.tick(now: 1000, rssBytes: nil))
         let text = StudioView.render(h.state).text
-        #expect(text.contains("300/256 tokens: last 44 cut"))
+        #expect(text.contains("⚠ 300/256: 44 cut"), "the short form in the 80-column prompt box")
+        var wide = Harness(width: 200, height: 50)
+        wide.send(.tokenCounts(prompt: 300, negative: 3))
+        #expect(StudioView.render(wide.state).text.contains("⚠ 300/256 tokens: last 44 cut"))
         #expect(StudioView.tokenNote(300).1 == .error)
+        #expect(StudioView.tokenNote(300, room: 8).0 == "⚠ 300/256")
         #expect(StudioView.tokenNote(256).0 == "256/256 tokens")
     }
 
@@ -362,7 +370,9 @@ struct NewcomerTests {
             let before = h.state
             let effects = h.keys(.ctrl(letter))
             let editorKeys: Set<Character> = ["a", "e", "k", "u", "w"]        // the prompt editors' keys (listed as such)
-            if effects.isEmpty && h.state == before { continue }
+            var after = h.state
+            after.fieldsTouched = before.fieldsTouched
+            if effects.isEmpty && after == before { continue }
             if editorKeys.contains(letter) { continue }
             #expect(helpKeys.contains("Ctrl-\(letter.uppercased())"), "Ctrl-\(letter.uppercased()) does something but help does not list it")
         }

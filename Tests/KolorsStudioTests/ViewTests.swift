@@ -78,7 +78,7 @@ struct ViewTests {
         var small = Harness(width: 80, height: 24).state
         small.helpVisible = true
         var seen = ""
-        for _ in 0..<40 {
+        for _ in 0..<80 {
             seen += StudioView.render(small).text
             _ = reduce(&small, .key(.down))
         }
