@@ -282,7 +282,9 @@ public enum StudioView {
         }
         var right = ""
         if let rss = s.rssBytes { right += "RSS " + formatBytes(rss) + " " }
-        let x = f.put(CellWidth.truncate(left, to: max(10, r.width / 2)), x: 0, y: r.y, role: .status, maxX: r.maxX)
+        // the idle model name is in the title bar too: a message gets the room
+        let leftRoom = s.activeJob == nil && s.message != nil ? max(10, r.width / 3) : max(10, r.width / 2)
+        let x = f.put(CellWidth.truncate(left, to: leftRoom), x: 0, y: r.y, role: .status, maxX: r.maxX)
         if let m = s.message {
             let role: StyleRole = switch m.kind { case .info: .status; case .success: .success; case .warning: .warning; case .error: .error }
             let avail = r.width - x - CellWidth.of(right) - 4
