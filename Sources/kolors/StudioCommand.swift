@@ -14,7 +14,8 @@ struct StudioCommand: ParsableCommand {
         commandName: "studio",
         abstract: "The terminal studio: edit prompts and parameters, watch live previews, browse the gallery.",
         discussion: """
-        Keys: Ctrl-G generate · Esc cancel · Tab/Shift-Tab fields · Ctrl-O gallery · F1 help · Ctrl-Q quit.
+        Keys: Ctrl-G generate · Esc cancel · Tab/Shift-Tab fields · Ctrl-F full-screen preview · Ctrl-O gallery · \
+        Ctrl-N messages · F1 help (every key) · Ctrl-Q quit.
         Images are saved with their parameters into the session folder (default: \
         $XDG_DATA_HOME/kolors-studio/sessions/<time>, or ~/.local/share/kolors-studio/sessions/<time>).
         The preview uses sixel graphics where the terminal has them and Unicode half blocks elsewhere; \
