@@ -15,6 +15,10 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     /// One of `SchedulerKind` raw values: euler | euler-a | dpm++2m | dpm++2m-karras | ddim | unipc.
     public var scheduler: String
     public var imagesPerPrompt: Int
+    /// How the images of a batch get their noise: one generator seeded once for the whole batch
+    /// (diffusers), or image i made alone with seed + i (A1111; each image's record then holds its
+    /// own seed, so it can be remade alone).
+    public var batchSeeds: BatchSeeds
     /// img2img source image path; nil for text-to-image.
     public var initImage: String?
     /// img2img strength (fraction of the schedule that is re-noised), as diffusers' img2img.
@@ -25,6 +29,13 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     public var ipAdapter: IPAdapterSettings?
     /// For later: LoRA files and weights, applied in order.
     public var loras: [LoRASettings]
+
+    public enum BatchSeeds: String, Codable, Sendable, Equatable, CaseIterable {
+        /// One seed for the whole batch, as diffusers draws it (the default).
+        case shared
+        /// Image i uses seed + i, as A1111 does.
+        case increment = "seed+i"
+    }
 
     public struct IPAdapterSettings: Codable, Sendable, Equatable {
         /// The IP-Adapter weights file or the folder holding `ip_adapter_plus_general.safetensors`.
@@ -79,7 +90,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
                 width: Int = GenerationParameters.defaultWidth, height: Int = GenerationParameters.defaultHeight,
                 steps: Int = GenerationParameters.defaultSteps, guidance: Float = GenerationParameters.defaultGuidance,
                 seed: UInt64 = GenerationParameters.defaultSeed, scheduler: String = GenerationParameters.defaultScheduler,
-                imagesPerPrompt: Int = 1, initImage: String? = nil,
+                imagesPerPrompt: Int = 1, batchSeeds: BatchSeeds = .shared, initImage: String? = nil,
                 strength: Float = GenerationParameters.defaultStrength, model: String = GenerationParameters.defaultModel,
                 ipAdapter: IPAdapterSettings? = nil, loras: [LoRASettings] = []) {
         self.prompt = prompt
@@ -91,6 +102,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
         self.seed = seed
         self.scheduler = scheduler
         self.imagesPerPrompt = imagesPerPrompt
+        self.batchSeeds = batchSeeds
         self.initImage = initImage
         self.strength = strength
         self.model = model
@@ -102,7 +114,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     public var schedulerKind: SchedulerKind? { SchedulerKind(rawValue: scheduler) }
 
     private enum CodingKeys: String, CodingKey {
-        case prompt, negativePrompt, width, height, steps, guidance, seed, scheduler, imagesPerPrompt
+        case prompt, negativePrompt, width, height, steps, guidance, seed, scheduler, imagesPerPrompt, batchSeeds
         case initImage, strength, model, ipAdapter, loras
     }
 
@@ -119,6 +131,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
         seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
         scheduler = try c.decodeIfPresent(String.self, forKey: .scheduler) ?? d.scheduler
         imagesPerPrompt = try c.decodeIfPresent(Int.self, forKey: .imagesPerPrompt) ?? d.imagesPerPrompt
+        batchSeeds = (try? c.decodeIfPresent(BatchSeeds.self, forKey: .batchSeeds)) ?? d.batchSeeds
         initImage = try c.decodeIfPresent(String.self, forKey: .initImage)
         strength = try c.decodeIfPresent(Float.self, forKey: .strength) ?? d.strength
         model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
@@ -137,6 +150,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
         try c.encode(seed, forKey: .seed)
         try c.encode(scheduler, forKey: .scheduler)
         try c.encode(imagesPerPrompt, forKey: .imagesPerPrompt)
+        if batchSeeds != .shared { try c.encode(batchSeeds, forKey: .batchSeeds) }
         try c.encodeIfPresent(initImage, forKey: .initImage)
         try c.encode(strength, forKey: .strength)
         try c.encode(model, forKey: .model)

@@ -121,31 +121,49 @@ final class GenerationService: @unchecked Sendable {
                 return
             }
             let t0 = Date()
+            let images: [RGBImage]
             do {
                 try token.check()
-                let images = try g.generate(job.parameters, cancel: token) { event in
+                images = try g.generateBatch(job.parameters, cancel: token) { event in
                     mailbox.post(.generation(jobID: job.id, event))
                 }
-                // A cancel that arrives after the images are made does not throw them away.
-                let seconds = Date().timeIntervalSince(t0)
-                let created = ISO8601DateFormatter().string(from: Date())
-                var entries: [GalleryEntry] = []
-                // a job queued before its LoRA's hash arrived still records it (A1111 "Lora hashes")
-                var parameters = job.parameters
-                for k in parameters.loras.indices where parameters.loras[k].hash == nil {
-                    parameters.loras[k].hash = try? LoRALibrary.shortHash(path: parameters.loras[k].path)
-                }
-                for (i, img) in images.enumerated() {
-                    var record = ImageRecord(parameters: parameters, batchIndex: i, created: created,
-                                             seconds: (seconds * 10).rounded() / 10)
-                    record.precision = g.computePrecision
-                    entries.append(try session.add(image: img, record: record))
-                }
-                mailbox.post(.jobSaved(jobID: job.id, entries: entries, final: images.first))
             } catch is CancellationError {
                 mailbox.post(.jobCancelled(jobID: job.id))
+                return
             } catch {
                 mailbox.post(.jobFailed(jobID: job.id, message: "\(error)"))
+                return
+            }
+            // A cancel that arrives after the images are made does not throw them away, and neither
+            // does a session that cannot store them: those are kept in memory (Ctrl-S saves them elsewhere).
+            let seconds = Date().timeIntervalSince(t0)
+            let created = ISO8601DateFormatter().string(from: Date())
+            // a job queued before its LoRA's hash arrived still records it (A1111 "Lora hashes")
+            var parameters = job.parameters
+            for k in parameters.loras.indices where parameters.loras[k].hash == nil {
+                parameters.loras[k].hash = try? LoRALibrary.shortHash(path: parameters.loras[k].path)
+            }
+            var entries: [GalleryEntry] = []
+            var unsaved: [UnsavedImage] = []
+            var failure: String?
+            for (i, img) in images.enumerated() {
+                var record = ImageRecord(parameters: parameters.forBatchImage(i), batchIndex: i, created: created,
+                                         seconds: (seconds * 10).rounded() / 10)
+                record.precision = g.computePrecision
+                if failure == nil {
+                    do {
+                        entries.append(try session.add(image: img, record: record))
+                        continue
+                    } catch {
+                        failure = "\(error)"
+                    }
+                }
+                unsaved.append(UnsavedImage(jobID: job.id, image: img, record: record))
+            }
+            if let failure {
+                mailbox.post(.jobSaveFailed(jobID: job.id, saved: entries, unsaved: unsaved, message: failure))
+            } else {
+                mailbox.post(.jobSaved(jobID: job.id, entries: entries, final: images.first))
             }
         }
     }

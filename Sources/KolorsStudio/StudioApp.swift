@@ -42,6 +42,8 @@ public struct StudioOptions: Sendable {
 
 /// Set by SIGINT/SIGTERM/SIGHUP handlers; the UI loop exits cleanly when it sees it.
 private let stopSignal = Atomic<Int32>(0)
+/// Set by SIGTSTP (`kill -TSTP`, a job-control stop): the UI loop suspends like Ctrl-Z.
+private let suspendSignal = Atomic<Bool>(false)
 
 /// Runs the studio until the user quits. Returns the process exit status. The terminal is
 /// restored on every path out (quit, Ctrl-C, SIGTERM/SIGHUP, thrown errors; crashes via a
@@ -55,7 +57,8 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
 
     let themes = ThemeLibrary.standard(executable: options.executable, environment: env)
     let theme = try themes.load(options.theme ?? "dark")
-    let sessionPath = options.session.map { ($0 as NSString).expandingTildeInPath }
+    // a relative --session is the caller's folder's, made absolute once (messages and the session picker need it whole)
+    let sessionPath = options.session.map { resolveStudioPath($0, cwd: FileManager.default.currentDirectoryPath) }
         ?? (GallerySession.defaultRoot(environment: env) as NSString).appendingPathComponent(GallerySession.sessionName())
 
     kc_unblock_signals()
@@ -70,9 +73,15 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
         signalSources.append(src)
     }
     signal(SIGPIPE, SIG_IGN)
+    // a stop from outside restores the terminal first, like Ctrl-Z
+    signal(SIGTSTP, SIG_IGN)
+    let tstp = DispatchSource.makeSignalSource(signal: SIGTSTP, queue: signalQueue)
+    tstp.setEventHandler { suspendSignal.store(true, ordering: .relaxed) }
+    tstp.resume()
+    signalSources.append(tstp)
     defer {
         for s in signalSources { s.cancel() }
-        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { signal(sig, SIG_DFL) }
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP] { signal(sig, SIG_DFL) }
     }
 
 
@@ -120,6 +129,9 @@ final class StudioApp {
     let sixel: SixelPresenter?
     let mode: PreviewMode
     let io = DispatchQueue(label: "kolors.studio.io", qos: .utility)
+    /// Reading a session (journal, PNG metadata) can take long for big or odd sessions: apart from
+    /// `io`, so loading parameters, previews and reference checks never wait behind it.
+    let indexing = DispatchQueue(label: "kolors.studio.session-index", qos: .utility)
     /// LoRA checks and hashes (files can be 100+ MB): apart from `io`, so they never hold up loading or saving.
     let hashing = DispatchQueue(label: "kolors.studio.lora-hash", qos: .utility)
     var session: GallerySession
@@ -191,15 +203,14 @@ final class StudioApp {
     func run() -> Int32 {
         service.load(factory: factory, request: GeneratorRequest(model: options.model, threads: options.threads))
         dispatch(.configureAdapters(options.adapters))
-        openSession(session.directory, restore: true)
+        checkSession()
+        indexStartupSession()
         // Test hook: crash on purpose after N seconds, to prove the crash handler restores the terminal.
         let crashAt = options.environment["KOLORS_STUDIO_TEST_CRASH_AFTER"].flatMap(Double.init).map { clock0.addingTimeInterval($0) }
         while running {
             if let crashAt, Date() >= crashAt { fatalError("KOLORS_STUDIO_TEST_CRASH_AFTER: deliberate crash for the terminal-restore test") }
-            if stopSignal.load(ordering: .relaxed) != 0 {
-                dispatch(.key(.ctrl("q")))
-                break
-            }
+            if stopSignal.load(ordering: .relaxed) != 0 { break }
+            if suspendSignal.exchange(false, ordering: .relaxed) { suspend() }
             readInput()
             for e in mailbox.drain() { handle(e) }
             let now = Date()
@@ -279,6 +290,9 @@ final class StudioApp {
 
     func dispatch(_ action: Action) {
         if log.enabled { log.write(Self.describe(action)) }
+        // Ctrl-G: the session folder is checked again first, so a folder that went away or became
+        // read-only refuses the job before any work
+        if case .key(.ctrl("g")) = action, state.linePrompt == nil, state.confirmingQuit == nil { checkSession() }
         let effects = reduce(&state, action)
         dirty = true
         for e in effects { perform(e) }
@@ -291,6 +305,7 @@ final class StudioApp {
             session = s
             let entries = s.entries
             dispatch(.galleryLoaded(sessionPath: s.directory, entries: entries, notes: report.notes))
+            checkSession()
             // reopening a session restores its history: the gallery, the last image in the
             // preview and (at startup) the last parameters in the editor
             if let last = entries.last {
@@ -307,10 +322,32 @@ final class StudioApp {
 
     var restoreOnOpen = true
 
+    /// Tells the state whether the session folder can take images (a few syscalls; nothing is created).
+    func checkSession() {
+        let path = session.directory
+        dispatch(.sessionChecked(path: path, problem: GallerySession.writeProblem(directory: path)))
+    }
+
+    /// Reads the start-up session in the background into the session object jobs save into, so a
+    /// job finishing before the index is done is kept (and never replaces a file).
+    func indexStartupSession() {
+        restoreOnOpen = true
+        let mailbox = self.mailbox
+        let s = session
+        indexing.async {
+            do {
+                let report = try s.index()
+                mailbox.post(.sessionOpened(s, report))
+            } catch {
+                mailbox.post(.failure("cannot read session \(s.directory): \(error)"))
+            }
+        }
+    }
+
     func openSession(_ path: String, restore: Bool) {
         restoreOnOpen = restore
         let mailbox = self.mailbox
-        io.async {
+        indexing.async {
             do {
                 let (s, report) = try GallerySession.open(directory: path)
                 mailbox.post(.sessionOpened(s, report))
@@ -323,7 +360,14 @@ final class StudioApp {
     func perform(_ effect: Effect) {
         let mailbox = self.mailbox
         switch effect {
-        case .startJob(let job): service.start(job, session: session)
+        case .startJob(let job):
+            // checked again when it starts: a queued job must not run into a folder that cannot take it
+            if let problem = GallerySession.writeProblem(directory: session.directory) {
+                dispatch(.sessionChecked(path: session.directory, problem: problem))
+                dispatch(.jobFailed(jobID: job.id, message: "not started: images cannot be saved: \(problem)"))
+            } else {
+                service.start(job, session: session)
+            }
         case .cancelJob(let id): service.cancel(id)
         case .quit: running = false
         case .setFavourite(let file, let value):
@@ -340,21 +384,57 @@ final class StudioApp {
             }
         case .loadParameters(let path):
             io.async {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+                    mailbox.post(.parametersLoadFailed(path: path, message: "no such file"))
+                    return
+                }
+                guard !isDir.boolValue else {
+                    mailbox.post(.parametersLoadFailed(path: path, message: "that is a folder; Tab lists what it holds"))
+                    return
+                }
                 do {
                     let (image, texts) = try PNGFile.read(path)
                     guard let parsed = ImageMetadata.parse(texts) else {
-                        mailbox.post(.failure("\(path) carries no generation parameters (no 'kolors' or 'parameters' text)"))
+                        mailbox.post(.parametersLoadFailed(path: path, message: "this PNG carries no generation parameters (no 'kolors' or 'parameters' text)"))
                         return
                     }
                     mailbox.post(.parametersLoaded(parsed, from: path))
                     mailbox.post(.previewLoaded(image, caption: (path as NSString).lastPathComponent))
                 } catch {
-                    mailbox.post(.failure("cannot read \(path): \(error)"))
+                    // the dialog shows the path already: the reason alone
+                    let why = "\(error)".replacingOccurrences(of: path + ": ", with: "").replacingOccurrences(of: path, with: "the file")
+                    mailbox.post(.parametersLoadFailed(path: path, message: why))
                 }
             }
         case .listSessions:
             let root = (session.directory as NSString).deletingLastPathComponent
-            io.async { mailbox.post(.sessionsListed(GallerySession.listSessions(root: root))) }
+            let open = session.directory
+            io.async { mailbox.post(.sessionsListed(GallerySession.listSessions(root: root, include: open))) }
+        case .checkSession:
+            checkSession()
+        case .saveUnsaved(let folder):
+            let kept = state.unsaved
+            io.async {
+                if let problem = GallerySession.writeProblem(directory: folder) {
+                    mailbox.post(.unsavedSaveFailed(folder: folder, message: problem))
+                    return
+                }
+                let target = GallerySession(directory: folder)
+                do {
+                    _ = try target.index()
+                    var files: [String] = []
+                    for u in kept { files.append(try target.add(image: u.image, record: u.record).file) }
+                    mailbox.post(.unsavedSaved(folder: folder, files: files))
+                } catch {
+                    mailbox.post(.unsavedSaveFailed(folder: folder, message: "\(error)"))
+                }
+            }
+        case .completePath(let text):
+            let result = PathCompletion.complete(text, cwd: state.workingDirectory)
+            dispatch(.pathCompleted(for: text, text: result.text, candidates: result.candidates))
+        case .suspend:
+            suspend()
         case .openSession(let path):
             openSession(path, restore: false)
         case .applyTheme(let name):
@@ -382,6 +462,29 @@ final class StudioApp {
         case .redraw:
             clearNext = true
         }
+    }
+
+    /// Ctrl-Z or SIGTSTP: give the terminal back as it was (ncurses off, bracketed paste off, the
+    /// normal screen), stop; on `fg` (SIGCONT) take it again and repaint everything.
+    func suspend() {
+        log.write("suspend")
+        sixel?.finish()
+        writeRaw("\u{1B}[?2004l")
+        _ = endwin()
+        kc_remove_crash_restore()
+        kc_stop_self()
+        // resumed
+        kc_install_crash_restore(1)
+        setupTerminal()
+        _ = wrefresh(kc_stdscr())
+        var rows: Int32 = 0, cols: Int32 = 0, xp: Int32 = 0, yp: Int32 = 0
+        if kc_winsize(1, &rows, &cols, &xp, &yp) == 0, rows > 0, cols > 0, Int(rows) != state.height || Int(cols) != state.width {
+            _ = resizeterm(rows, cols)
+            dispatch(.resize(width: Int(cols), height: Int(rows)))
+        }
+        clearNext = true
+        dirty = true
+        log.write("resumed")
     }
 
     func updateTokenCounts() {

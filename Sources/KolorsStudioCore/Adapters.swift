@@ -203,6 +203,43 @@ public enum LoRALibrary {
     }
 }
 
+// MARK: - path completion (reads folders)
+
+/// Tab in the studio's path dialogs, as a shell completes: the typed text extended by the longest
+/// common prefix of the names in its folder that start with the typed name (a folder gets a `/`),
+/// and those names when more than one fits. Relative paths are read against `cwd`; `~/` is kept.
+public enum PathCompletion {
+    /// Names shown at most (the dialog has one row for them).
+    public static let maxCandidates = 40
+
+    public static func complete(_ text: String, cwd: String) -> (text: String, candidates: [String]) {
+        let typed = text.trimmingCharacters(in: .whitespaces)
+        let slash = typed.lastIndex(of: "/")
+        let folderPart = slash.map { String(typed[...$0]) } ?? ""
+        let namePart = slash.map { String(typed[typed.index(after: $0)...]) } ?? typed
+        let folder = folderPart.isEmpty ? cwd : resolveStudioPath(folderPart, cwd: cwd)
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: folder) else { return (text, []) }
+        let showHidden = namePart.hasPrefix(".")
+        let matches = names.filter { $0.hasPrefix(namePart) && (showHidden || !$0.hasPrefix(".")) }.sorted()
+        guard !matches.isEmpty else { return (text, []) }
+        func isDir(_ name: String) -> Bool {
+            var d: ObjCBool = false
+            return fm.fileExists(atPath: (folder as NSString).appendingPathComponent(name), isDirectory: &d) && d.boolValue
+        }
+        if matches.count == 1 {
+            let name = matches[0]
+            return (folderPart + name + (isDir(name) ? "/" : ""), [name])
+        }
+        var common = matches[0]
+        for m in matches.dropFirst() {
+            while !m.hasPrefix(common) { common.removeLast() }
+        }
+        let shown = matches.prefix(maxCandidates).map { $0 + (isDir($0) ? "/" : "") }
+        return (folderPart + (common.count > namePart.count ? common : namePart), Array(shown))
+    }
+}
+
 // MARK: - path helpers (pure)
 
 /// `~/x` → home, relative → against `cwd`; "" stays "". Bare names (no `/`) stay bare when `keepBareNames`.

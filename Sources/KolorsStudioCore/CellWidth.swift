@@ -107,6 +107,38 @@ public enum CellWidth {
         return prefix(s, fitting: width - 1).0 + "…"
     }
 
+    /// `s` wrapped into lines of at most `width` cells, breaking between words (a word longer than
+    /// a line is broken where it must); newlines start new lines. Nothing is dropped but the spaces
+    /// at the breaks.
+    public static func wrap(_ s: String, width: Int) -> [String] {
+        let width = max(1, width)
+        var out: [String] = []
+        for paragraph in s.split(separator: "\n", omittingEmptySubsequences: false) {
+            var line = "", lineWidth = 0
+            for word in paragraph.split(separator: " ", omittingEmptySubsequences: false) {
+                var word = Substring(word)
+                let ww = of(word)
+                if lineWidth > 0 && lineWidth + 1 + ww <= width {
+                    line += " " + word
+                    lineWidth += 1 + ww
+                    continue
+                }
+                if lineWidth > 0 || !line.isEmpty { out.append(line) }
+                line = ""
+                lineWidth = 0
+                while of(word) > width {
+                    let (head, _) = prefix(word, fitting: width)
+                    out.append(head)
+                    word = word.dropFirst(head.count)
+                }
+                line = String(word)
+                lineWidth = of(word)
+            }
+            out.append(line)
+        }
+        return out
+    }
+
     /// `s` padded with spaces (or cut) to exactly `width` cells.
     public static func pad<S: StringProtocol>(_ s: S, to width: Int) -> String {
         let t = truncate(s, to: width)

@@ -61,6 +61,8 @@ public struct GalleryLoadReport: Equatable, Sendable {
     public var missingFiles = 0
     public var removedTemporaries = 0
     public var compacted = false
+    /// Why the repaired journal could not be written (a read-only session is still read in full).
+    public var repairError: String?
     public var needsRepair: Bool { tornRecords + corruptRecords + recoveredFromPNG + missingFiles > 0 }
     public var notes: [String] {
         var n: [String] = []
@@ -68,6 +70,7 @@ public struct GalleryLoadReport: Equatable, Sendable {
         if corruptRecords > 0 { n.append("ignored \(corruptRecords) damaged journal record(s)") }
         if recoveredFromPNG > 0 { n.append("recovered \(recoveredFromPNG) image(s) from their PNG metadata") }
         if missingFiles > 0 { n.append("dropped \(missingFiles) entr(ies) whose PNG is gone") }
+        if let repairError { n.append("the repaired index could not be written (\(repairError)); the images are shown as read") }
         return n
     }
 }
@@ -125,6 +128,48 @@ public final class GallerySession: @unchecked Sendable {
         let s = GallerySession(directory: directory)
         let report = try s.load()
         return (s, report)
+    }
+
+    /// Reads (and repairs when needed) this session from its folder. Images added while it runs
+    /// (a job that finished during a long index) are kept; a session that cannot be written is
+    /// read all the same (the repair is skipped and noted).
+    public func index() throws -> GalleryLoadReport { try load() }
+
+    /// Why images cannot be saved into `directory` now, in a few words (nil: they can). It tries
+    /// for real (a temporary file, or for a missing folder a temporary folder in its nearest
+    /// existing parent, removed at once), so read-only file systems, permissions and folders in
+    /// the way are all caught; nothing is left behind.
+    public static func writeProblem(directory: String) -> String? {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if fm.fileExists(atPath: directory, isDirectory: &isDir) {
+            guard isDir.boolValue else { return "\(directory) is a file, not a folder" }
+            let probe = (directory as NSString).appendingPathComponent(".kolors-write-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+            let fd = Glibc.open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return "the folder is not writable (\(String(cString: strerror(errno))))" }
+            close(fd)
+            unlink(probe)
+            let journal = (directory as NSString).appendingPathComponent(journalName)
+            if fm.fileExists(atPath: journal) {
+                let jfd = Glibc.open(journal, O_WRONLY | O_APPEND | O_CLOEXEC)
+                guard jfd >= 0 else { return "its \(journalName) is not writable (\(String(cString: strerror(errno))))" }
+                close(jfd)
+            }
+            return nil
+        }
+        // missing: its nearest existing parent must take a new folder
+        var parent = (directory as NSString).deletingLastPathComponent
+        while !parent.isEmpty, parent != "/", !fm.fileExists(atPath: parent) { parent = (parent as NSString).deletingLastPathComponent }
+        if parent.isEmpty { parent = "." }
+        guard fm.fileExists(atPath: parent, isDirectory: &isDir), isDir.boolValue else {
+            return "cannot create the folder: \(parent) is not a folder"
+        }
+        let probe = (parent as NSString).appendingPathComponent(".kolors-mkdir-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        guard mkdir(probe, 0o700) == 0 else {
+            return "cannot create the folder: \(parent) does not accept new folders (\(String(cString: strerror(errno))))"
+        }
+        rmdir(probe)
+        return nil
     }
 
     // MARK: - journal records
@@ -224,15 +269,23 @@ public final class GallerySession: @unchecked Sendable {
                                         foreign: parsed?.source != .kolors))
             report.recoveredFromPNG += 1
         }
-        // keep gallery order by file name (numbered files sort by creation)
-        entries.sort { $0.file.localizedStandardCompare($1.file) == .orderedAscending }
         lock.withLock {
+            // images saved while the folder was being read stay (add() never reuses a file name)
+            let known = Set(entries.map(\.file))
+            entries += _entries.filter { !known.contains($0.file) }
+            // keep gallery order by file name (numbered files sort by creation)
+            entries.sort { $0.file.localizedStandardCompare($1.file) == .orderedAscending }
             _entries = entries
-            counter = entries.compactMap { Int($0.file.prefix { $0.isNumber }) }.max() ?? 0
+            counter = max(counter, entries.compactMap { Int($0.file.prefix { $0.isNumber }) }.max() ?? 0)
         }
         if report.needsRepair {
-            try compact()
-            report.compacted = true
+            do {
+                try compact()
+                report.compacted = true
+            } catch {
+                // a read-only session: show what it holds, repair nothing
+                report.repairError = "\(error)"
+            }
         }
         return report
     }
@@ -260,9 +313,14 @@ public final class GallerySession: @unchecked Sendable {
     public func add(image: RGBImage, record: ImageRecord) throws -> GalleryEntry {
         try lock.withLock {
             try ensureDirectory()
-            counter += 1
-            let name = String(format: "%05d-%llu.png", counter, record.parameters.seed)
-            let path = (directory as NSString).appendingPathComponent(name)
+            // never replace a file: the folder may hold images this object has not indexed yet
+            var name: String
+            var path: String
+            repeat {
+                counter += 1
+                name = String(format: "%05d-%llu.png", counter, record.parameters.seed)
+                path = (directory as NSString).appendingPathComponent(name)
+            } while FileManager.default.fileExists(atPath: path)
             try PNGFile.write(image, to: path, texts: ImageMetadata.texts(for: record), atomically: true)
             let entry = GalleryEntry(file: name, parameters: record.parameters, batchIndex: record.batchIndex,
                                      created: record.created, seconds: record.seconds)
@@ -335,8 +393,10 @@ public final class GallerySession: @unchecked Sendable {
 
     // MARK: - sessions
 
-    /// Session folders under `root`, newest first.
-    public static func listSessions(root: String) -> [SessionInfo] {
+    /// Session folders under `root`, newest first: folders holding an `index.journal` or images
+    /// named as sessions name them (`NNNNN-<seed>.png`, a session whose journal was lost); other
+    /// folders beside them are not sessions. `include` is listed in any case (the open session).
+    public static func listSessions(root: String, include: String? = nil) -> [SessionInfo] {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: root) else { return [] }
         var out: [SessionInfo] = []
@@ -344,10 +404,19 @@ public final class GallerySession: @unchecked Sendable {
             let p = (root as NSString).appendingPathComponent(n)
             var isDir: ObjCBool = false
             guard fm.fileExists(atPath: p, isDirectory: &isDir), isDir.boolValue else { continue }
-            let count = ((try? fm.contentsOfDirectory(atPath: p)) ?? []).filter { $0.lowercased().hasSuffix(".png") && !$0.hasPrefix(".") }.count
-            out.append(SessionInfo(path: p, name: n, imageCount: count))
+            let files = (try? fm.contentsOfDirectory(atPath: p)) ?? []
+            let pngs = files.filter { $0.lowercased().hasSuffix(".png") && !$0.hasPrefix(".") }
+            guard p == include || files.contains(journalName) || pngs.contains(where: isSessionImageName) else { continue }
+            out.append(SessionInfo(path: p, name: n, imageCount: pngs.count))
         }
         return out.sorted { $0.name > $1.name }
+    }
+
+    /// `00012-4242.png`: how sessions name their images.
+    public static func isSessionImageName(_ name: String) -> Bool {
+        let parts = name.lowercased().dropLast(4).split(separator: "-", maxSplits: 1)
+        return name.lowercased().hasSuffix(".png") && parts.count == 2 && parts[0].count >= 5
+            && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
     }
 }
 

@@ -65,3 +65,44 @@ public struct GeneratorRequest: Sendable, Equatable {
 /// load weights) and reports progress with `.loading` events. Errors are shown on screen and
 /// the studio stays usable for editing and browsing the gallery.
 public typealias GeneratorFactory = @Sendable (GeneratorRequest, _ progress: @escaping @Sendable (GenerationEvent) -> Void) throws -> any ImageGenerator
+
+extension GenerationParameters {
+    /// The parameters recorded with image `index` of this job's batch: with seed+i batches each
+    /// image records its own seed (as A1111 does), so it can be remade alone.
+    public func forBatchImage(_ index: Int) -> GenerationParameters {
+        var p = self
+        if batchSeeds == .increment { p.seed = seed &+ UInt64(max(0, index)) }
+        return p
+    }
+}
+
+extension ImageGenerator {
+    /// Runs a job's batch as `batchSeeds` asks: `.shared` in one call (one generator for the
+    /// batch, as diffusers); `.increment` as one call per image with seed + i (A1111), each the
+    /// same as a one-image job with that seed. Steps are reported across the whole batch.
+    public func generateBatch(_ p: GenerationParameters, cancel: CancellationToken,
+                              events: @escaping @Sendable (GenerationEvent) -> Void) throws -> [RGBImage] {
+        let n = max(1, p.imagesPerPrompt)
+        guard p.batchSeeds == .increment, n > 1 else { return try generate(p, cancel: cancel, events: events) }
+        var images: [RGBImage] = []
+        for i in 0..<n {
+            var one = p.forBatchImage(i)
+            one.imagesPerPrompt = 1
+            let first = i == 0, last = i == n - 1
+            let made = try generate(one, cancel: cancel) { event in
+                switch event {
+                case .started(let total):
+                    if first { events(.started(totalSteps: total * n)) }
+                case .step(let index, let total, let sps, let preview):
+                    events(.step(index: i * total + index, total: total * n, secondsPerStep: sps, preview: preview))
+                case .finished:
+                    if last { events(.finished) }
+                default:
+                    events(event)
+                }
+            }
+            images += made
+        }
+        return images
+    }
+}

@@ -43,13 +43,30 @@ public struct StudioLayout: Equatable, Sendable {
     public var overlayArea: Rect
     /// Rows of content in the parameters box (the classic fields; IP-Adapter and LoRA rows come on top).
     public static let paramRows = 5
+    /// The compact layout's classic rows: Strength gets a row of its own in the narrower pane.
+    public static let compactParamRows = 6
     /// Rows the prompt and negative editors keep when the parameters pane grows (it scrolls beyond that).
     public static let editorsComfortable = 10
     public static let editorsMinimum = 7
+    /// The compact layout's left column (editors and parameters) is at least this wide; the preview gets the rest.
+    public static let compactLeftWidth = 40
 
-    /// `extraParamRows`: rows the parameters pane would like beyond `paramRows` (reference image,
+    /// Whether this is the compact arrangement: below 100 columns where the editors leave no (or
+    /// little) room under them (80×24, 60×20, 99×33), the preview goes beside a narrower left column, the
+    /// negative prompt folds to one row (a box while it has focus) and the parameters pane puts
+    /// Strength on a row of its own and folds the IP-Adapter rows into one while it is off.
+    public var compact = false
+    /// The negative prompt is drawn as one folded row (compact layout, not focused).
+    public var negativeFolded = false
+    /// Classic rows in the parameters pane (`paramRows`, or `compactParamRows` when compact).
+    public var classicParamRows: Int { compact ? Self.compactParamRows : Self.paramRows }
+
+    /// `extraParamRows`: rows the parameters pane would like beyond the classic rows (reference image,
     /// LoRA list). It gets them while the editors keep `editorsComfortable` rows, and scrolls beyond.
-    public static func compute(width: Int, height: Int, banner: Bool, extraParamRows: Int = 0) -> StudioLayout {
+    /// `compactExtraParamRows`: the same for the compact layout's folded pane (nil: as `extraParamRows`).
+    /// `negativeFocused`: the compact layout unfolds the negative prompt while it has focus.
+    public static func compute(width: Int, height: Int, banner: Bool, extraParamRows: Int = 0,
+                               compactExtraParamRows: Int? = nil, negativeFocused: Bool = false) -> StudioLayout {
         var l = StudioLayout(width: width, height: height, tooSmall: false, title: .zero, banner: nil, prompt: .zero,
                              negative: .zero, params: .zero, preview: nil, queue: .zero, status: .zero, overlayArea: .zero)
         guard width >= minWidth, height >= minHeight else {
@@ -91,9 +108,42 @@ public struct StudioLayout: Equatable, Sendable {
                 l.preview = Rect(x: 0, y: top + wanted + paramsHeight, width: width, height: rest)
                 editorsHeight = wanted
             }
+            // the compact arrangement when the stacked preview is missing or shows a smaller image
+            let compact = compactLayout(l, top: top, mainHeight: mainHeight, squareWidth: squareWidth,
+                                        extraParamRows: compactExtraParamRows ?? extraParamRows, negativeFocused: negativeFocused)
+            if squareSide(compact.preview) > squareSide(l.preview) { return compact }
         }
         let promptHeight = max(4, (editorsHeight * 3 + 2) / 5)
         let negativeHeight = max(3, editorsHeight - promptHeight)
+        l.prompt = Rect(x: 0, y: top, width: leftWidth, height: promptHeight)
+        l.negative = Rect(x: 0, y: top + promptHeight, width: leftWidth, height: negativeHeight)
+        l.params = Rect(x: 0, y: top + promptHeight + negativeHeight, width: leftWidth, height: paramsHeight)
+        return l
+    }
+
+    /// The side, in half-block pixels, of the largest square image a preview box shows (0 without one).
+    static func squareSide(_ preview: Rect?) -> Int {
+        guard let p = preview?.inner, !p.isEmpty else { return 0 }
+        return min(p.width, 2 * p.height)
+    }
+
+    /// The compact arrangement: the preview on the right (square when it fits), and on the left the
+    /// prompt, the negative prompt folded to one row (a 3-row box while focused) and the parameters.
+    static func compactLayout(_ base: StudioLayout, top: Int, mainHeight: Int, squareWidth: Int, extraParamRows: Int,
+                              negativeFocused: Bool) -> StudioLayout {
+        var l = base
+        l.compact = true
+        let width = l.width
+        let right = max(0, min(squareWidth, width - compactLeftWidth))
+        let leftWidth = width - right
+        l.preview = Rect(x: leftWidth, y: top, width: right, height: mainHeight)
+        l.negativeFolded = !negativeFocused
+        let negativeHeight = negativeFocused ? 3 : 1
+        let promptMinimum = 4
+        let classic = compactParamRows + 2
+        let room = mainHeight - promptMinimum - negativeHeight
+        let paramsHeight = max(min(classic, room), min(classic + max(0, extraParamRows), room))
+        let promptHeight = mainHeight - negativeHeight - paramsHeight
         l.prompt = Rect(x: 0, y: top, width: leftWidth, height: promptHeight)
         l.negative = Rect(x: 0, y: top + promptHeight, width: leftWidth, height: negativeHeight)
         l.params = Rect(x: 0, y: top + promptHeight + negativeHeight, width: leftWidth, height: paramsHeight)

@@ -1,9 +1,10 @@
 import Foundation
 import KolorsPipelines
 
-/// The fields of the studio in focus order (Tab / Shift-Tab).
+/// The fields of the studio in focus order (Tab / Shift-Tab): the order they appear on screen,
+/// left to right and top to bottom (Steps, CFG and Images share a row; Sampler and Strength too).
 public enum Field: Int, CaseIterable, Sendable, Equatable {
-    case prompt, negative, steps, guidance, seed, size, scheduler, images, initImage, strength
+    case prompt, negative, steps, guidance, images, seed, size, scheduler, strength, initImage
     /// IP-Adapter: the reference image path, and its scale.
     case ipImage, ipScale
     /// The LoRA list (one field; ↑/↓ select inside it).
@@ -74,9 +75,12 @@ public enum ParameterRules {
     public static let imagesRange = 1...8
     public static let strengthRange: ClosedRange<Float> = 0.01...1
     public static let strengthStep: Float = 0.05
-    /// Sizes are multiples of 64 (latents are 1/8, and the UNet halves them three times).
-    public static let sizeMultiple = 64
-    public static let sizeRange = 64...2048
+    /// Sizes follow `kolors generate` (and the pipeline's check): multiples of 8 (latents are 1/8
+    /// of the image; the UNet handles odd latent sizes as diffusers does), at most 4096.
+    public static let sizeMultiple = 8
+    public static let sizeRange = 8...4096
+    /// The demo checkpoint's default size: its images are noise at any size, so small is enough.
+    public static let demoSize = 256
     public static let schedulers = SchedulerKind.allCases
     /// IP-Adapter scale: 0 turns the image prompt off; 1 is diffusers' default.
     public static let ipScaleRange: ClosedRange<Float> = 0...2
@@ -108,12 +112,16 @@ public enum ParameterRules {
     /// Weights and scales as the studio shows them: two decimals ("0.80", "-1.25").
     public static func formatWeight(_ w: Float) -> String { String(format: "%.2f", w == 0 ? 0 : w) }
 
-    /// Rounds to the nearest multiple of 64 within 64…2048.
+    /// Rounds to the nearest multiple of 8 within 8…4096 (`kolors generate`'s rule).
     public static func clampDimension(_ d: Int) -> Int {
         let m = sizeMultiple
-        let r = ((d + m / 2) / m) * m
+        let c = min(max(d, sizeRange.lowerBound), sizeRange.upperBound)
+        let r = ((c + m / 2) / m) * m
         return min(max(r, sizeRange.lowerBound), sizeRange.upperBound)
     }
+
+    /// The rule sizes follow, for messages.
+    public static var sizeRuleText: String { "multiples of \(sizeMultiple), \(sizeRange.lowerBound)…\(sizeRange.upperBound)" }
 
     /// Index of the preset equal to the size, if any.
     public static func presetIndex(width: Int, height: Int) -> Int? {
@@ -137,11 +145,19 @@ public enum ParameterRules {
     }
 
     /// Parses a typed size: "1024x768", "1024×768", "1024 768", or one number for a square.
-    public static func parseSize(_ s: String) -> (Int, Int)? {
+    /// The result follows `clampDimension`; `adjusted` says whether that changed what was typed.
+    public static func parseSize(_ s: String) -> (width: Int, height: Int, adjusted: Bool)? {
         let parts = s.lowercased().split(whereSeparator: { $0 == "x" || $0 == "×" || $0 == " " || $0 == "*" })
-        if parts.count == 1, let d = Int(parts[0]) { return (clampDimension(d), clampDimension(d)) }
-        if parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) { return (clampDimension(w), clampDimension(h)) }
-        return nil
+        let typed: (Int, Int)
+        if parts.count == 1, let d = Int(parts[0]) {
+            typed = (d, d)
+        } else if parts.count == 2, let w = Int(parts[0]), let h = Int(parts[1]) {
+            typed = (w, h)
+        } else {
+            return nil
+        }
+        let (w, h) = (clampDimension(typed.0), clampDimension(typed.1))
+        return (w, h, w != typed.0 || h != typed.1)
     }
 
     public static func cycleScheduler(_ s: String, by delta: Int) -> String {

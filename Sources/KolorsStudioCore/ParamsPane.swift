@@ -22,28 +22,36 @@ public enum ParamsPane {
         return "✗ \(why): \((path as NSString).lastPathComponent)"
     }
 
-    /// Rows of the IP-Adapter section: reference, [error], scale (3 rows with the thumbnail beside it).
-    static func ipRows(_ s: StudioState) -> Int {
-        1 + (referenceError(s) != nil ? 1 : 0) + (showsThumbnail(s) ? thumbHeight : 1)
+    /// Whether the IP-Adapter section is folded into one row (compact layout, adapter off).
+    static func ipFolded(_ s: StudioState, compact: Bool) -> Bool { compact && s.ipAdapter == nil }
+
+    /// Rows of the IP-Adapter section: reference, [error], scale (3 rows with the thumbnail beside it);
+    /// one row when folded.
+    static func ipRows(_ s: StudioState, compact: Bool = false) -> Int {
+        if ipFolded(s, compact: compact) { return 1 }
+        return 1 + (referenceError(s) != nil ? 1 : 0) + (showsThumbnail(s) ? thumbHeight : 1)
     }
 
-    /// Rows beyond `StudioLayout.paramRows` the pane would like (IP-Adapter section, LoRA list).
-    public static func extraRows(_ s: StudioState) -> Int { ipRows(s) + 1 + s.loras.count }
+    /// Rows beyond the classic rows the pane would like (IP-Adapter section, LoRA list).
+    public static func extraRows(_ s: StudioState, compact: Bool = false) -> Int { ipRows(s, compact: compact) + 1 + s.loras.count }
 
-    /// Index of the first IP-Adapter row.
-    static let ipStart = StudioLayout.paramRows
+    /// Classic rows (the value fields before the IP-Adapter section).
+    static func classicRows(compact: Bool) -> Int { compact ? StudioLayout.compactParamRows : StudioLayout.paramRows }
 
     /// Row span (first, last) that must be visible for the focused field.
-    static func focusRows(_ s: StudioState) -> (Int, Int) {
-        let scaleRow = ipStart + 1 + (referenceError(s) != nil ? 1 : 0)
-        let loraHeader = ipStart + ipRows(s)
+    static func focusRows(_ s: StudioState, compact: Bool = false) -> (Int, Int) {
+        let ipStart = classicRows(compact: compact)
+        let folded = ipFolded(s, compact: compact)
+        let scaleRow = folded ? ipStart : ipStart + 1 + (referenceError(s) != nil ? 1 : 0)
+        let loraHeader = ipStart + ipRows(s, compact: compact)
         switch s.focus {
         case .prompt, .negative, .steps, .guidance, .images: return (0, 0)
         case .seed: return (1, 1)
         case .size: return (2, 2)
-        case .scheduler, .strength: return (3, 3)
-        case .initImage: return (4, 4)
-        case .ipImage: return (ipStart, scaleRow - 1)
+        case .scheduler: return (3, 3)
+        case .strength: return compact ? (4, 4) : (3, 3)
+        case .initImage: return compact ? (5, 5) : (4, 4)
+        case .ipImage: return (ipStart, max(ipStart, scaleRow - 1))
         case .ipScale: return (ipStart, loraHeader - 1)
         case .loras:
             if s.loras.isEmpty { return (loraHeader, loraHeader) }
@@ -53,10 +61,10 @@ public enum ParamsPane {
     }
 
     /// The first row shown when `visible` rows fit: the least scroll that shows the focused rows.
-    public static func scrollOffset(_ s: StudioState, visible: Int) -> Int {
-        let total = StudioLayout.paramRows + extraRows(s)
+    public static func scrollOffset(_ s: StudioState, visible: Int, compact: Bool = false) -> Int {
+        let total = classicRows(compact: compact) + extraRows(s, compact: compact)
         guard total > visible, visible > 0 else { return 0 }
-        let (first, last) = focusRows(s)
+        let (first, last) = focusRows(s, compact: compact)
         var offset = max(0, last - visible + 1)
         offset = min(offset, first)
         return min(max(0, offset), total - visible)
@@ -64,7 +72,8 @@ public enum ParamsPane {
 
     static func hint(_ s: StudioState) -> String {
         switch s.focus {
-        case .steps, .images: "←/→ change · type a number"
+        case .steps: "←/→ change · type a number"
+        case .images: "←/→ change · Space: batch seeds shared / seed+i"
         case .guidance, .strength: "←/→ change · type 4.5"
         case .seed: "r random · l lock · Space toggle · type digits"
         case .size: "←/→ preset · s swap · type 832x1216"
@@ -88,6 +97,7 @@ public enum ParamsPane {
     static func draw(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
         let focusIsValue = s.focus.isParameter
         let active = !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
+        let compact = s.layout.compact
         f.box(r, title: "Parameters", role: focusIsValue && active ? .focusBorder : .border,
               titleRole: focusIsValue && active ? .focusBorder : .paneTitle,
               bottom: focusIsValue && active ? (hint(s), .hint) : nil)
@@ -105,7 +115,7 @@ public enum ParamsPane {
             let (t, role) = value(field, text)
             x = f.put(" " + t + " ", x: x, y: y, role: role, maxX: inner.maxX)
             if let note { x = f.put(" " + note, x: x, y: y, role: noteRole, maxX: inner.maxX) }
-            x += 3
+            x += compact ? 2 : 3
         }
         let p = s.params
         var rows: [Row] = []
@@ -113,7 +123,8 @@ public enum ParamsPane {
             x = inner.x
             item(&f, .steps, "\(p.steps)", y: y)
             item(&f, .guidance, ImageMetadata.formatFloat(p.guidance), y: y)
-            item(&f, .images, "\(p.imagesPerPrompt)", y: y)
+            // seed+i batches say so (the default, one seed for the batch as diffusers, says nothing)
+            item(&f, .images, "\(p.imagesPerPrompt)", y: y, note: p.batchSeeds == .increment ? "seed+i" : nil)
         })
         rows.append(Row { f, y in
             x = inner.x
@@ -123,57 +134,78 @@ public enum ParamsPane {
             x = inner.x
             item(&f, .size, "\(p.width)×\(p.height)", y: y, note: SizePreset(p.width, p.height).aspectLabel)
         })
-        rows.append(Row { f, y in
-            x = inner.x
-            item(&f, .scheduler, p.scheduler, y: y)
-            item(&f, .strength, ImageMetadata.formatFloat(p.strength), y: y,
-                 note: s.initImage.isEmpty && inner.maxX - x > 36 ? "(img2img only)" : nil)
-        })
+        let strengthNote: (Int) -> String? = { right in s.initImage.isEmpty && inner.maxX - right > 36 ? "(img2img only)" : nil }
+        if compact {
+            // the narrower pane: Strength on a row of its own
+            rows.append(Row { f, y in
+                x = inner.x
+                item(&f, .scheduler, p.scheduler, y: y)
+            })
+            rows.append(Row { f, y in
+                x = inner.x
+                item(&f, .strength, ImageMetadata.formatFloat(p.strength), y: y, note: s.initImage.isEmpty ? "img2img only" : nil)
+            })
+        } else {
+            rows.append(Row { f, y in
+                x = inner.x
+                item(&f, .scheduler, p.scheduler, y: y)
+                item(&f, .strength, ImageMetadata.formatFloat(p.strength), y: y, note: strengthNote(x))
+            })
+        }
         rows.append(Row { f, y in
             pathEditor(&f, s, .initImage, s.initImage, y: y, inner: inner, active: active,
                        empty: ("(none: text-to-image)", .dim))
         })
 
-        // IP-Adapter: reference image, error line, scale (beside the thumbnail)
-        rows.append(Row { f, y in
-            if s.ipAdapter == nil {
-                let focused = s.focus == .ipImage && active
-                let lx = f.put(Field.ipImage.label + " ", x: inner.x, y: y, role: .label, maxX: inner.maxX)
-                f.put(" off: needs --ip-adapter PATH", x: lx, y: y, role: focused ? .focusValue : .dim, maxX: inner.maxX)
+        // IP-Adapter: reference image, error line, scale (beside the thumbnail); one row while off in the compact layout
+        if ipFolded(s, compact: compact) {
+            rows.append(Row { f, y in
+                let focused = (s.focus == .ipImage || s.focus == .ipScale) && active
+                let lx = f.put("IP-Adapter ", x: inner.x, y: y, role: .label, maxX: inner.maxX)
+                f.put(" off: --ip-adapter PATH", x: lx, y: y, role: focused ? .focusValue : .dim, maxX: inner.maxX)
                 if focused { f.cursor = nil }
-            } else {
-                pathEditor(&f, s, .ipImage, s.ipImage, y: y, inner: inner, active: active,
-                           empty: ("(none: type a PNG path)", .dim))
-            }
-        })
-        if let error = referenceError(s) {
-            rows.append(Row { f, y in f.put("  " + error, x: inner.x, y: y, role: .error, maxX: inner.maxX) })
-        }
-        let scaleNote: String = {
-            if s.ipAdapter == nil { return "(IP-Adapter off)" }
-            if s.ipScale == 0 { return "off" }
-            return "0 = off"
-        }()
-        if showsThumbnail(s), case .ok(let path, let w, let h) = s.ipImageStatus {
-            let tx = inner.x + thumbWidth + 2
-            rows.append(Row { f, y in
-                x = tx
-                item(&f, .ipScale, ParameterRules.formatWeight(s.ipScale), y: y, note: scaleNote)
-            })
-            rows.append(Row { f, y in f.put("\(w)×\(h) PNG", x: tx, y: y, role: .dim, maxX: inner.maxX) })
-            rows.append(Row { f, y in
-                let name = CellWidth.truncate((path as NSString).lastPathComponent, to: max(0, inner.maxX - tx))
-                f.put(name, x: tx, y: y, role: .dim, maxX: inner.maxX)
             })
         } else {
             rows.append(Row { f, y in
-                x = inner.x
-                var note = scaleNote
-                if s.ipAdapter != nil, s.previewMode == "none", case .ok(let path, let w, let h) = s.ipImageStatus, path == s.ipImagePath {
-                    note += " · reference \(w)×\(h)"
+                if s.ipAdapter == nil {
+                    let focused = s.focus == .ipImage && active
+                    let lx = f.put(Field.ipImage.label + " ", x: inner.x, y: y, role: .label, maxX: inner.maxX)
+                    f.put(" off: needs --ip-adapter PATH", x: lx, y: y, role: focused ? .focusValue : .dim, maxX: inner.maxX)
+                    if focused { f.cursor = nil }
+                } else {
+                    pathEditor(&f, s, .ipImage, s.ipImage, y: y, inner: inner, active: active,
+                               empty: ("(none: type a PNG path)", .dim))
                 }
-                item(&f, .ipScale, ParameterRules.formatWeight(s.ipScale), y: y, note: note)
             })
+            if let error = referenceError(s) {
+                rows.append(Row { f, y in f.put("  " + error, x: inner.x, y: y, role: .error, maxX: inner.maxX) })
+            }
+            let scaleNote: String = {
+                if s.ipAdapter == nil { return "(IP-Adapter off)" }
+                if s.ipScale == 0 { return "off" }
+                return "0 = off"
+            }()
+            if showsThumbnail(s), case .ok(let path, let w, let h) = s.ipImageStatus {
+                let tx = inner.x + thumbWidth + 2
+                rows.append(Row { f, y in
+                    x = tx
+                    item(&f, .ipScale, ParameterRules.formatWeight(s.ipScale), y: y, note: scaleNote)
+                })
+                rows.append(Row { f, y in f.put("\(w)×\(h) PNG", x: tx, y: y, role: .dim, maxX: inner.maxX) })
+                rows.append(Row { f, y in
+                    let name = CellWidth.truncate((path as NSString).lastPathComponent, to: max(0, inner.maxX - tx))
+                    f.put(name, x: tx, y: y, role: .dim, maxX: inner.maxX)
+                })
+            } else {
+                rows.append(Row { f, y in
+                    x = inner.x
+                    var note = scaleNote
+                    if s.ipAdapter != nil, s.previewMode == "none", case .ok(let path, let w, let h) = s.ipImageStatus, path == s.ipImagePath {
+                        note += " · reference \(w)×\(h)"
+                    }
+                    item(&f, .ipScale, ParameterRules.formatWeight(s.ipScale), y: y, note: note)
+                })
+            }
         }
 
         // LoRAs
@@ -217,13 +249,13 @@ public enum ParamsPane {
         }
 
         let visible = inner.height
-        let offset = scrollOffset(s, visible: visible)
+        let offset = scrollOffset(s, visible: visible, compact: compact)
         for (k, row) in rows.enumerated() where k >= offset && k < offset + visible {
             row.draw(&f, inner.y + k - offset)
         }
         // the thumbnail sits beside the scale row and the two below it; drawn only when all three show
         if showsThumbnail(s), case .ok(let path, _, _) = s.ipImageStatus {
-            let first = ipStart + 1 + (referenceError(s) != nil ? 1 : 0)
+            let first = classicRows(compact: compact) + 1 + (referenceError(s) != nil ? 1 : 0)
             if first >= offset, first + thumbHeight <= offset + visible {
                 let rect = Rect(x: inner.x, y: inner.y + first - offset, width: thumbWidth, height: thumbHeight)
                 f.images.append(ImagePlacement(rect: rect, source: .file(path)))

@@ -18,8 +18,19 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
         if let m = s.message, let e = m.expires, e <= now { s.message = nil }
         return []
     case .generatorStatus(let status):
+        let before = s.bannerText?.0
         s.generator = status
-        if case .ready(let description, _) = status { s.params.model = description }
+        if case .ready(let description, let isDemo) = status {
+            s.params.model = description
+            if isDemo && !s.sizeChosen && s.params.width == GenerationParameters.defaultWidth
+                && s.params.height == GenerationParameters.defaultHeight {
+                // the demo checkpoint's images are noise at any size: start small and fast
+                s.params.width = ParameterRules.demoSize
+                s.params.height = ParameterRules.demoSize
+            }
+        }
+        // the banner's notice goes into the message log too (the banner row may cut it)
+        if let (text, kind) = s.bannerText, text != before { logMessage(&s, text, kind) }
         return startNextIfIdle(&s)
     case .generation(let id, let event): return handleGenerationEvent(&s, id, event)
     case .jobSaved(let id, let entries, let final):
@@ -46,12 +57,80 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
         updateJob(&s, id) { $0.phase = .failed(message) }
         post(&s, "#\(id) failed: \(message)", .error, for: nil)
         return startNextIfIdle(&s)
+    case .jobSaveFailed(let id, let saved, let unsaved, let message):
+        updateJob(&s, id) { job in
+            job.phase = .unsaved(message)
+            job.files = saved.map(\.file)
+            job.step = job.totalSteps
+        }
+        for e in saved where !s.gallery.entries.contains(where: { $0.file == e.file }) { s.gallery.entries.append(e) }
+        s.unsaved += unsaved
+        if let first = unsaved.first {
+            s.previewSerial += 1
+            s.preview = PreviewFrame(image: first.image, caption: "#\(id) not saved", serial: s.previewSerial)
+        }
+        let n = unsaved.count
+        post(&s, "#\(id): \(message) — \(n == 1 ? "the image is" : "\(n) images are") kept in memory: Ctrl-S saves "
+             + (s.unsaved.count == n ? (n == 1 ? "it" : "them") : "all \(s.unsaved.count)") + " elsewhere", .error, for: nil)
+        return startNextIfIdle(&s)
+    case .unsavedSaved(let folder, let files):
+        // the images that were kept when Ctrl-S was pressed (a job failing meanwhile adds more)
+        s.unsaved.removeFirst(min(files.count, s.unsaved.count))
+        for i in s.jobs.indices {
+            if case .unsaved = s.jobs[i].phase, !s.unsaved.contains(where: { $0.jobID == s.jobs[i].id }) { s.jobs[i].phase = .finished }
+        }
+        if s.linePrompt?.purpose == .saveUnsaved { s.linePrompt = nil }
+        let names = files.count == 1 ? files[0] : "\(files.count) images"
+        post(&s, "saved \(names) into \(tildePath(folder))", .success, for: 10)
+        return []
+    case .unsavedSaveFailed(let folder, let message):
+        if s.linePrompt?.purpose == .saveUnsaved {
+            s.linePrompt!.busy = false
+            s.linePrompt!.note = (message, true)
+        } else {
+            post(&s, "cannot save into \(tildePath(folder)): \(message)", .error, for: nil)
+        }
+        return []
+    case .parametersLoadFailed(let path, let message):
+        if s.linePrompt?.purpose == .loadParameters {
+            s.linePrompt!.busy = false
+            s.linePrompt!.note = (message, true)
+            logMessage(&s, "cannot load parameters from \(path): \(message)", .error)
+        } else {
+            post(&s, "cannot load parameters from \(path): \(message)", .error, for: 10)
+        }
+        return []
+    case .pathCompleted(let typed, let text, let candidates):
+        guard var lp = s.linePrompt, lp.editor.text == typed else { return [] }
+        if text != typed { lp.editor.setText(text) }
+        if candidates.count > 1 {
+            lp.note = (candidates.joined(separator: "  "), false)
+        } else if candidates.isEmpty {
+            lp.note = ("no match", true)
+        } else {
+            lp.note = nil
+        }
+        s.linePrompt = lp
+        return []
+    case .sessionChecked(let path, let problem):
+        guard path == s.gallery.sessionPath else { return [] }
+        let was = s.gallery.problem
+        s.gallery.problem = problem
+        if let problem, problem != was {
+            post(&s, "images cannot be saved in this session (\(tildePath(path))): \(problem) — start with --session DIR "
+                 + "elsewhere, or Ctrl-O, o opens another session", .error, for: nil)
+        } else if problem == nil, was != nil {
+            post(&s, "the session folder can take images again", .success, for: 6)
+        }
+        return []
     case .tokenCounts(let p, let n):
         s.promptTokens = p
         s.negativeTokens = n
         return []
     case .galleryLoaded(let path, let entries, let notes):
+        if path != s.gallery.sessionPath { s.gallery.problem = nil }
         s.gallery.sessionPath = path
+        s.gallery.indexing = false
         s.gallery.entries = entries
         s.gallery.selected = max(0, entries.count - 1)
         s.gallery.fullView = false
@@ -70,15 +149,25 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
     case .parametersLoaded(let parsed, let from), .sessionRestored(let parsed, let from):
         var restoring = false
         if case .sessionRestored = action { restoring = true }
+        if restoring && s.fieldsTouched {
+            post(&s, "kept your edits; the session's last parameters (\((from as NSString).lastPathComponent)) are in the gallery: "
+                 + "Ctrl-O, r reloads them", .info, for: 8)
+            return []
+        }
+        if !restoring { s.fieldsTouched = true }
         var notes: [String] = []
-        let effects = applyParameters(&s, parsed.parameters, keepLoRAs: restoring && s.lorasFromFlags, notes: &notes)
+        if !restoring, s.linePrompt?.purpose == .loadParameters { s.linePrompt = nil }
+        let effects = applyParameters(&s, parsed.parameters, keepLoRAs: restoring && s.lorasFromFlags, restoring: restoring,
+                                      batchIndex: parsed.batchIndex, foreign: parsed.source != .kolors, notes: &notes)
         let name = (from as NSString).lastPathComponent
         let source = parsed.source == .kolors ? "" : " (A1111 text)"
         let warnings = parsed.warnings + notes
+        let seedNote = restoring ? (s.seedLocked ? "seed locked" : "new seed each run") : "seed locked"
         if warnings.isEmpty {
-            post(&s, "loaded the parameters of \(name)\(source); seed locked", .success, for: 8)
+            post(&s, "\(restoring ? "restored" : "loaded") the parameters of \(name)\(source); \(seedNote)", .success, for: 8)
         } else {
-            post(&s, "loaded \(name)\(source): " + warnings.joined(separator: "; "), .warning, for: 12)
+            post(&s, "\(restoring ? "restored" : "loaded") \(name)\(source): " + warnings.joined(separator: "; ") + "; \(seedNote)",
+                 .warning, for: 12)
         }
         return effects
     case .configureAdapters(let o):
@@ -125,7 +214,17 @@ public func reduce(_ s: inout StudioState, _ action: Action) -> [Effect] {
 // MARK: - helpers
 
 func post(_ s: inout StudioState, _ text: String, _ kind: StatusMessage.Kind, for seconds: Double?) {
-    s.message = StatusMessage(text: text, kind: kind, expires: seconds.map { s.now + $0 })
+    s.message = StatusMessage(text: text, kind: kind, expires: seconds.map { s.now + $0 }, posted: s.now)
+    logMessage(&s, text, kind)
+}
+
+/// Messages kept in the log (Ctrl-N); the oldest go first.
+public let messageLogLimit = 500
+
+/// Keeps a message in the log without showing it on the status line.
+func logMessage(_ s: inout StudioState, _ text: String, _ kind: StatusMessage.Kind) {
+    s.messageLog.append(StatusMessage(text: text, kind: kind, expires: nil, posted: s.now))
+    if s.messageLog.count > messageLogLimit { s.messageLog.removeFirst(s.messageLog.count - messageLogLimit) }
 }
 
 func updateJob(_ s: inout StudioState, _ id: Int, _ change: (inout Job) -> Void) {
@@ -142,6 +241,12 @@ func startNextIfIdle(_ s: inout StudioState) -> [Effect] {
         post(&s, "cannot generate: \(why)", .error, for: nil)
         return []
     case .ready:
+        if let problem = s.gallery.problem {
+            for k in s.jobs.indices where s.jobs[k].phase == .queued { s.jobs[k].phase = .failed(problem) }
+            post(&s, "queued jobs not started: images cannot be saved in \(tildePath(s.gallery.sessionPath)): \(problem)",
+                 .error, for: nil)
+            return []
+        }
         s.jobs[i].phase = .starting
         return [.startJob(s.jobs[i])]
     }
@@ -152,9 +257,14 @@ func trimHistory(_ s: inout StudioState) {
     if done.count > 40, let first = s.jobs.firstIndex(where: { $0.phase.isDone }) { s.jobs.remove(at: first) }
 }
 
-/// Puts loaded parameters into the editor and fields (the seed gets locked so the image can be reproduced),
-/// including the reference image, its scale and the LoRA list; returns the checks to run on them.
-func applyParameters(_ s: inout StudioState, _ p: GenerationParameters, keepLoRAs: Bool = false, notes: inout [String]) -> [Effect] {
+/// Puts loaded parameters into the editor and fields, including the reference image, its scale
+/// and the LoRA list; returns the checks to run on them. Loading an image (Ctrl-P, the gallery's
+/// `r`) locks the seed so the image can be remade; restoring a session's last image at start-up
+/// (`restoring`) keeps the user's seed mode and, with "new each run", rolls a new seed (the next
+/// Ctrl-G must not remake the same image). One image of a seed+i batch (ours, or A1111's, whose
+/// `Seed` is each image's own) comes back as that seed with one image: Ctrl-G remakes it alone.
+func applyParameters(_ s: inout StudioState, _ p: GenerationParameters, keepLoRAs: Bool = false, restoring: Bool = false,
+                     batchIndex: Int = 0, foreign: Bool = false, notes: inout [String]) -> [Effect] {
     s.prompt.setText(p.prompt)
     s.negative.setText(p.negativePrompt)
     s.initImage.setText(p.initImage ?? "")
@@ -163,14 +273,39 @@ func applyParameters(_ s: inout StudioState, _ p: GenerationParameters, keepLoRA
     q.guidance = ParameterRules.clampGuidance(p.guidance)
     q.width = ParameterRules.clampDimension(p.width)
     q.height = ParameterRules.clampDimension(p.height)
+    if q.width != p.width || q.height != p.height {
+        notes.append("size \(p.width)×\(p.height) adjusted to \(q.width)×\(q.height) (\(ParameterRules.sizeRuleText))")
+    }
     q.imagesPerPrompt = ParameterRules.clampImages(p.imagesPerPrompt)
     q.strength = ParameterRules.clampStrength(p.strength)
     if SchedulerKind(rawValue: q.scheduler) == nil { q.scheduler = GenerationParameters.defaultScheduler }
     q.model = s.params.model
     q.ipAdapter = nil
     q.loras = []
+    if p.imagesPerPrompt > 1 && restoring {
+        // the session goes on as the batch was made: its first seed, its size
+        if p.batchSeeds == .increment || foreign {
+            q.seed = p.seed &- UInt64(max(0, batchIndex))
+            q.batchSeeds = .increment
+        }
+    } else if p.imagesPerPrompt > 1 {
+        let position = "image \(batchIndex + 1) of a batch of \(p.imagesPerPrompt)"
+        if p.batchSeeds == .increment || foreign {
+            // its recorded seed is its own (seed+i): one image with that seed remakes it alone
+            q.imagesPerPrompt = 1
+            q.batchSeeds = .increment
+            if !restoring { notes.append("\(position) (seed+i): seed \(p.seed), 1 image remakes it alone") }
+        } else if !restoring {
+            notes.append("\(position) sharing seed \(p.seed): Ctrl-G remakes the whole batch (it is #\(batchIndex + 1))")
+        }
+    }
     s.params = q
-    s.seedLocked = true
+    s.sizeChosen = true
+    if restoring {
+        if !s.seedLocked { s.params.seed = s.seeds.nextSeed() }
+    } else {
+        s.seedLocked = true
+    }
     s.fieldInput = nil
     var effects: [Effect] = []
     // IP-Adapter: the reference image and its scale (the session's adapter wins; without one the record's is used)
@@ -321,9 +456,11 @@ func handleGenerationEvent(_ s: inout StudioState, _ id: Int, _ event: Generatio
 func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
     if s.linePrompt != nil {
         s.linePrompt!.editor.insert(text)
+        s.linePrompt!.note = nil
         return []
     }
-    if s.galleryVisible || s.helpVisible { return [] }
+    if s.galleryVisible || s.helpVisible || s.logVisible || s.fullPreview || s.confirmingQuit != nil { return [] }
+    s.fieldsTouched = true
     switch s.focus {
     case .prompt: s.prompt.insert(text)
     case .negative: s.negative.insert(text)
@@ -343,18 +480,57 @@ func handlePaste(_ s: inout StudioState, _ text: String) -> [Effect] {
     return []
 }
 
+/// What quitting now would lose (nil: nothing).
+func workAtRisk(_ s: StudioState) -> QuitConfirmation? {
+    let q = QuitConfirmation(running: s.activeJob?.id, queued: s.queuedJobs.count, unsaved: s.unsaved.count)
+    return q.running == nil && q.queued == 0 && q.unsaved == 0 ? nil : q
+}
+
+func quit(_ s: inout StudioState) -> [Effect] {
+    s.quitting = true
+    s.confirmingQuit = nil
+    var effects: [Effect] = []
+    if let job = s.activeJob { effects.append(.cancelJob(job.id)) }
+    return effects + [.quit]
+}
+
 func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
-    // quitting works everywhere
-    if key == .ctrl("q") || key == .ctrl("c") {
-        s.quitting = true
-        var effects: [Effect] = []
-        if let job = s.activeJob { effects.append(.cancelJob(job.id)) }
-        return effects + [.quit]
+    // quitting works everywhere; it asks first when a job is running or queued, or images are unsaved
+    if s.confirmingQuit != nil {
+        if key == .character("y") || key == .character("Y") || key == .ctrl("q") || key == .ctrl("c") { return quit(&s) }
+        s.confirmingQuit = nil
+        post(&s, "not quitting", .info, for: 3)
+        return []
     }
+    if key == .ctrl("q") || key == .ctrl("c") {
+        if let q = workAtRisk(s) {
+            s.confirmingQuit = q
+            return []
+        }
+        return quit(&s)
+    }
+    if key == .ctrl("z") { return [.suspend] }
     if let _ = s.linePrompt { return handleLinePromptKey(&s, key) }
     if key == .function(1) {
         s.helpVisible.toggle()
         s.helpScroll = 0
+        return []
+    }
+    if key == .ctrl("n") {
+        s.logVisible.toggle()
+        s.logScroll = 0
+        return []
+    }
+    if s.logVisible {
+        switch key {
+        case .escape, .enter, .character("q"): s.logVisible = false
+        case .up, .pageUp: s.logScroll += key == .up ? 1 : 10
+        case .down, .pageDown: s.logScroll = max(0, s.logScroll - (key == .down ? 1 : 10))
+        case .home: s.logScroll = s.messageLog.count * 4
+        case .end: s.logScroll = 0
+        case .ctrl("g"): return generate(&s)
+        default: break
+        }
         return []
     }
     if s.helpVisible {
@@ -369,6 +545,21 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     }
     switch key {
     case .ctrl("g"): return generate(&s)
+    case .ctrl("f"):
+        s.fullPreview.toggle()
+        if s.fullPreview { s.galleryVisible = false }
+        return []
+    case .ctrl("s"):
+        guard !s.unsaved.isEmpty else {
+            post(&s, "nothing to save: every finished image is in the session", .info, for: 4)
+            return []
+        }
+        let n = s.unsaved.count
+        s.linePrompt = LinePrompt(purpose: .saveUnsaved,
+                                  title: "Save \(n) unsaved image\(n == 1 ? "" : "s") into the folder (created if missing)",
+                                  editor: TextEditor((s.workingDirectory as NSString).appendingPathComponent("kolors-unsaved"),
+                                                     singleLine: true))
+        return []
     case .ctrl("o"):
         s.galleryVisible.toggle()
         if s.galleryVisible {
@@ -379,8 +570,7 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         }
         return []
     case .ctrl("p"):
-        s.linePrompt = LinePrompt(purpose: .loadParameters, title: "Load all parameters from a PNG (path, Enter to load, Esc to close)",
-                                  editor: TextEditor(singleLine: true))
+        s.linePrompt = LinePrompt(purpose: .loadParameters, title: "Load all parameters from a PNG")
         return []
     case .ctrl("x"):
         var n = 0
@@ -397,6 +587,12 @@ func handleKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     default: break
     }
     if s.galleryVisible { return handleGalleryKey(&s, key) }
+    if s.fullPreview {
+        // the full view covers the editors: Esc (or Ctrl-F) goes back, typing waits
+        if key == .escape { s.fullPreview = false }
+        return []
+    }
+    if key != .escape && key != .tab && key != .backTab { s.fieldsTouched = true }
     switch key {
     case .escape: return cancelOrClear(&s)
     case .tab: return setFocus(&s, s.focus.next)
@@ -569,7 +765,15 @@ func commitFieldInput(_ s: inout StudioState) {
         } else { ok = false }
     case .seed: if let n = UInt64(input) { s.params.seed = n; s.seedLocked = true } else { ok = false }
     case .size:
-        if let (w, h) = ParameterRules.parseSize(input) { s.params.width = w; s.params.height = h } else { ok = false }
+        if let size = ParameterRules.parseSize(input) {
+            s.params.width = size.width
+            s.params.height = size.height
+            s.sizeChosen = true
+            if size.adjusted {
+                post(&s, "size '\(input)' adjusted to \(size.width)×\(size.height) (\(ParameterRules.sizeRuleText), as kolors generate)",
+                     .warning, for: 8)
+            }
+        } else { ok = false }
     default: break
     }
     if !ok && !input.isEmpty {
@@ -626,6 +830,10 @@ func valueKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         adjust(&s, f, by: 1)
     case (.size, .character("s")):
         swap(&s.params.width, &s.params.height)
+    case (.images, .character(" ")):
+        s.params.batchSeeds = s.params.batchSeeds == .shared ? .increment : .shared
+        post(&s, s.params.batchSeeds == .shared ? "batch seeds: one seed for the whole batch (diffusers)"
+             : "batch seeds: image i uses seed+i (A1111); each image records its own seed", .info, for: 6)
     default: break
     }
     return []
@@ -644,6 +852,7 @@ func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
         let p = ParameterRules.cyclePreset(width: s.params.width, height: s.params.height, by: delta > 0 ? 1 : -1)
         s.params.width = p.width
         s.params.height = p.height
+        s.sizeChosen = true
     case .scheduler: s.params.scheduler = ParameterRules.cycleScheduler(s.params.scheduler, by: delta > 0 ? 1 : -1)
     case .images: s.params.imagesPerPrompt = ParameterRules.clampImages(s.params.imagesPerPrompt + (delta > 0 ? 1 : -1))
     case .strength:
@@ -661,6 +870,12 @@ func adjust(_ s: inout StudioState, _ f: Field, by delta: Int) {
 /// Ctrl-G: snapshot the fields into a job, queue it, start it when the generator is free.
 func generate(_ s: inout StudioState) -> [Effect] {
     commitFieldInput(&s)
+    // the image would have nowhere to go: say so before any work
+    if let problem = s.gallery.problem {
+        post(&s, "not queued: images cannot be saved in \(tildePath(s.gallery.sessionPath)): \(problem) — start with "
+             + "--session DIR elsewhere, or Ctrl-O, o opens another session", .error, for: nil)
+        return []
+    }
     // a reference image known to be unusable stops the job (Enter in the field checks it again)
     if s.ipAdapter != nil, case .failed(let path, let why) = s.ipImageStatus, path == s.ipImagePath {
         post(&s, "not queued: reference image \((path as NSString).lastPathComponent): \(why) — fix the path or clear it (Ctrl-U)",
@@ -755,7 +970,8 @@ func handleGalleryKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
             s.galleryVisible = false
             s.gallery = g
             var notes: [String] = []
-            let checks = applyParameters(&s, e.parameters, notes: &notes)
+            s.fieldsTouched = true
+            let checks = applyParameters(&s, e.parameters, batchIndex: e.batchIndex, foreign: e.foreign, notes: &notes)
             if notes.isEmpty {
                 post(&s, "loaded the parameters of \(e.file); seed locked", .success, for: 8)
             } else {
@@ -773,23 +989,38 @@ func handleGalleryKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     return []
 }
 
+/// Keys of a one-line dialog. Ctrl-P and Ctrl-S stay open until their work succeeds (a failure is
+/// shown inside, the path kept for fixing); Tab completes the path.
 func handleLinePromptKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
     guard var lp = s.linePrompt else { return [] }
     switch key {
     case .escape:
         s.linePrompt = nil
         return []
+    case .tab:
+        let text = lp.editor.text
+        if lp.purpose == .addLoRA, parseLoRASpec(text).1 != nil { return [] }   // a weight follows the path
+        return text.trimmingCharacters(in: .whitespaces).isEmpty ? [] : [.completePath(text)]
     case .enter:
-        s.linePrompt = nil
-        var path = lp.editor.text.trimmingCharacters(in: .whitespaces)
-        if path.hasPrefix("~/") { path = NSHomeDirectory() + path.dropFirst(1) }
+        let path = resolveStudioPath(lp.editor.text.trimmingCharacters(in: .whitespaces), cwd: s.workingDirectory)
         guard !path.isEmpty else { return [] }
         switch lp.purpose {
-        case .loadParameters: return [.loadParameters(path: path)]
-        case .addLoRA: return addLoRA(&s, lp.editor.text)
+        case .loadParameters:
+            lp.busy = true
+            lp.note = nil
+            s.linePrompt = lp
+            return [.loadParameters(path: path)]
+        case .saveUnsaved:
+            lp.busy = true
+            lp.note = nil
+            s.linePrompt = lp
+            return [.saveUnsaved(folder: path)]
+        case .addLoRA:
+            s.linePrompt = nil
+            return addLoRA(&s, lp.editor.text)
         }
     default:
-        editorKey(&lp.editor, key, width: 1000)
+        if editorKey(&lp.editor, key, width: 1000) { lp.note = nil }
         s.linePrompt = lp
         return []
     }

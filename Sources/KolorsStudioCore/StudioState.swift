@@ -16,6 +16,8 @@ public enum JobPhase: Equatable, Sendable {
     case finished
     case cancelled
     case failed(String)
+    /// Made, but the session could not store it: the images are kept in memory (`StudioState.unsaved`).
+    case unsaved(String)
 
     /// Holds the generator (only one such job at a time).
     public var isActive: Bool {
@@ -26,7 +28,7 @@ public enum JobPhase: Equatable, Sendable {
     }
     public var isDone: Bool {
         switch self {
-        case .finished, .cancelled, .failed: true
+        case .finished, .cancelled, .failed, .unsaved: true
         default: false
         }
     }
@@ -83,10 +85,37 @@ public struct StatusMessage: Equatable, Sendable {
     public var kind: Kind
     /// Time (the clock of `.tick`) after which the message is cleared; nil = until replaced.
     public var expires: Double?
-    public init(text: String, kind: Kind, expires: Double?) {
+    /// When it was posted (the clock of `.tick`).
+    public var posted: Double
+    public init(text: String, kind: Kind, expires: Double?, posted: Double = 0) {
         self.text = text
         self.kind = kind
         self.expires = expires
+        self.posted = posted
+    }
+}
+
+/// A finished image the session folder could not take: kept in memory until saved elsewhere.
+public struct UnsavedImage: Equatable, Sendable {
+    public var jobID: Int
+    public var image: RGBImage
+    public var record: ImageRecord
+    public init(jobID: Int, image: RGBImage, record: ImageRecord) {
+        self.jobID = jobID
+        self.image = image
+        self.record = record
+    }
+}
+
+/// What quitting would lose, asked before quitting (y quits).
+public struct QuitConfirmation: Equatable, Sendable {
+    public var running: Int?
+    public var queued: Int
+    public var unsaved: Int
+    public init(running: Int?, queued: Int, unsaved: Int) {
+        self.running = running
+        self.queued = queued
+        self.unsaved = unsaved
     }
 }
 
@@ -100,6 +129,10 @@ public struct GalleryState: Equatable, Sendable {
     public var pickingSession = false
     public var sessions: [SessionInfo] = []
     public var sessionSelected = 0
+    /// The session is being read (journal replayed, PNGs indexed) in the background.
+    public var indexing = true
+    /// Why images cannot be saved into this session (nil: they can), from the last check.
+    public var problem: String?
     public init(sessionPath: String) { self.sessionPath = sessionPath }
 
     public var selectedEntry: GalleryEntry? { entries.indices.contains(selected) ? entries[selected] : nil }
@@ -107,10 +140,23 @@ public struct GalleryState: Equatable, Sendable {
 
 /// A one-line text prompt shown over the screen (e.g. "Load parameters from PNG").
 public struct LinePrompt: Equatable, Sendable {
-    public enum Purpose: Equatable, Sendable { case loadParameters, addLoRA }
+    public enum Purpose: Equatable, Sendable { case loadParameters, addLoRA, saveUnsaved }
     public var purpose: Purpose
     public var title: String
     public var editor: TextEditor
+    /// Why the last Enter did not work (the dialog stays open), or the completions Tab found.
+    public var note: (text: String, isError: Bool)?
+    /// Enter was pressed; waiting for the background work to answer.
+    public var busy = false
+    public init(purpose: Purpose, title: String, editor: TextEditor = TextEditor(singleLine: true)) {
+        self.purpose = purpose
+        self.title = title
+        self.editor = editor
+    }
+    public static func == (a: LinePrompt, b: LinePrompt) -> Bool {
+        a.purpose == b.purpose && a.title == b.title && a.editor == b.editor && a.note?.text == b.note?.text
+            && a.note?.isError == b.note?.isError && a.busy == b.busy
+    }
 }
 
 /// Everything the studio shows. Changed only by `reduce`.
@@ -128,6 +174,22 @@ public struct StudioState: Equatable, Sendable {
     public var fieldInput: String?
     public var helpVisible = false
     public var helpScroll = 0
+    /// The preview (or the last image) over the whole screen (Ctrl-F), at any terminal size.
+    public var fullPreview = false
+    /// Every message posted, oldest first (the message log, Ctrl-N).
+    public var messageLog: [StatusMessage] = []
+    public var logVisible = false
+    /// Rows scrolled up from the end of the log.
+    public var logScroll = 0
+    /// Quit was asked while work would be lost; y quits.
+    public var confirmingQuit: QuitConfirmation?
+    /// Finished images the session could not store (Ctrl-S saves them elsewhere).
+    public var unsaved: [UnsavedImage] = []
+    /// The size was set by the user or by reloaded parameters (the demo checkpoint's small default then stays off).
+    public var sizeChosen = false
+    /// The user has typed, pasted, changed a field or loaded parameters: a start-up session restore
+    /// that arrives later (a slow index) leaves the fields alone.
+    public var fieldsTouched = false
     public var galleryVisible = false
     public var gallery: GalleryState
     public var linePrompt: LinePrompt?
@@ -183,7 +245,8 @@ public struct StudioState: Equatable, Sendable {
     }
 
     public var layout: StudioLayout {
-        StudioLayout.compute(width: width, height: height, banner: bannerText != nil, extraParamRows: ParamsPane.extraRows(self))
+        StudioLayout.compute(width: width, height: height, banner: bannerText != nil, extraParamRows: ParamsPane.extraRows(self),
+                             compactExtraParamRows: ParamsPane.extraRows(self, compact: true), negativeFocused: focus == .negative)
     }
 
     /// The job holding the generator, if any.
@@ -192,6 +255,11 @@ public struct StudioState: Equatable, Sendable {
 
     /// The notice under the title bar, when one is due.
     public var bannerText: (String, StatusMessage.Kind)? {
+        if case .failed = generator {} else if let problem = gallery.problem {
+            // more pressing than the demo notice: nothing made now could be kept here
+            return ("Images cannot be saved in this session: \(problem) — Ctrl-G is refused; start with --session DIR "
+                    + "elsewhere, or Ctrl-O, o opens another session", .error)
+        }
         switch generator {
         case .ready(_, let isDemo) where isDemo:
             return ("DEMO: random-weight demo checkpoint — images are noise, not Kolors. Real Kolors: kolors studio --model DIR "
@@ -202,6 +270,9 @@ public struct StudioState: Equatable, Sendable {
             return nil
         }
     }
+
+    /// Whether the screen shows the compact arrangement (folded negative prompt and parameters).
+    public var isCompact: Bool { layout.compact }
 
     /// The parameters a job would get now (editors and fields combined, typed input applied).
     public var currentParameters: GenerationParameters {
@@ -249,8 +320,19 @@ public enum Action: Sendable {
     case jobSaved(jobID: Int, entries: [GalleryEntry], final: RGBImage?)
     case jobCancelled(jobID: Int)
     case jobFailed(jobID: Int, message: String)
+    /// The job made its images but the session could not store them (`saved` are the ones it did store).
+    case jobSaveFailed(jobID: Int, saved: [GalleryEntry], unsaved: [UnsavedImage], message: String)
+    /// Kept images were written elsewhere (`.saveUnsaved`): the files, or why not.
+    case unsavedSaved(folder: String, files: [String])
+    case unsavedSaveFailed(folder: String, message: String)
+    /// Ctrl-P could not load the PNG (the dialog stays open with the reason).
+    case parametersLoadFailed(path: String, message: String)
+    /// Tab in a path dialog: the completed text and the candidates when several match.
+    case pathCompleted(for: String, text: String, candidates: [String])
     case tokenCounts(prompt: Int?, negative: Int?)
     case galleryLoaded(sessionPath: String, entries: [GalleryEntry], notes: [String])
+    /// The result of checking that the session folder can take images (nil: it can).
+    case sessionChecked(path: String, problem: String?)
     case galleryEntriesChanged([GalleryEntry])
     case sessionsListed([SessionInfo])
     /// Parameters read from a PNG (Ctrl-P or gallery `r`).
@@ -280,6 +362,14 @@ public enum Effect: Equatable, Sendable {
     case loadParameters(path: String)
     case listSessions
     case openSession(path: String)
+    /// Check that the session folder can take images (answered with `.sessionChecked`).
+    case checkSession
+    /// Write the kept unsaved images into `folder` (created when missing).
+    case saveUnsaved(folder: String)
+    /// Complete the path typed in a dialog (answered with `.pathCompleted`).
+    case completePath(String)
+    /// Stop the process (Ctrl-Z): restore the terminal first, redraw on resume.
+    case suspend
     case applyTheme(String)
     /// Read the reference image far enough to tell whether it is a usable PNG.
     case checkReference(path: String)

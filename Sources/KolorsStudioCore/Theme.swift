@@ -206,7 +206,38 @@ public struct Theme: Equatable, Sendable {
             // degraded into the same colour: keep the text readable
             fg = b == 0 ? 7 : 0
         }
+        if colors < 256, fg >= 0, b >= 0, Theme.contrast(foreground: fg, background: b, bold: attrs.contains(.bold), colors: colors) < Theme.minimumContrast {
+            // few colours: the nearest palette colour can lose its contrast (yellow or green text on
+            // a light background, bold black shown as grey on the yellow banner): black or white instead
+            let black = Theme.contrast(foreground: 0, background: b, bold: false, colors: colors)
+            let white = Theme.contrast(foreground: 7, background: b, bold: attrs.contains(.bold), colors: colors)
+            if black >= white {
+                fg = 0
+                attrs.remove(.bold)
+            } else {
+                fg = 7
+            }
+        }
         return ResolvedStyle(foreground: fg, background: b, attributes: attrs)
+    }
+
+    /// The least contrast (WCAG ratio, 1…21) text keeps on terminals with 8 or 16 colours.
+    public static let minimumContrast = 3.0
+
+    /// WCAG contrast ratio of a palette foreground on a palette background as xterm shows them;
+    /// with 8 colours bold text is drawn in the bright colour.
+    public static func contrast(foreground: Int, background: Int, bold: Bool, colors: Int) -> Double {
+        func luminance(_ i: Int) -> Double {
+            let (r, g, b) = ThemeColor.xtermRGB(i)
+            func lin(_ v: Int) -> Double {
+                let c = Double(v) / 255
+                return c <= 0.03928 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4)
+            }
+            return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(b)
+        }
+        let shown = colors < 16 && bold && foreground < 8 ? foreground + 8 : foreground
+        let (a, c) = (luminance(shown), luminance(background))
+        return (max(a, c) + 0.05) / (min(a, c) + 0.05)
     }
 
     /// The colour number for `colors` colours, and whether a bright colour became bold (8 colours).

@@ -14,14 +14,20 @@ public enum StudioView {
         drawTitle(&f, s, l)
         if let b = l.banner, let (text, kind) = s.bannerText {
             f.fill(b, role: kind == .error ? .error : .banner)
-            f.put(" " + CellWidth.truncate(text, to: b.width - 2), x: 0, y: b.y, role: kind == .error ? .error : .banner)
+            let more = " …Ctrl-N"
+            let shown = CellWidth.of(text) <= b.width - 2 ? text : String(CellWidth.prefix(text, fitting: b.width - 2 - CellWidth.of(more)).0) + more
+            f.put(" " + shown, x: 0, y: b.y, role: kind == .error ? .error : .banner)
         }
         drawEditor(&f, s, .prompt, s.prompt, l.prompt)
-        drawEditor(&f, s, .negative, s.negative, l.negative)
+        if l.negativeFolded { drawFoldedNegative(&f, s, l.negative) } else { drawEditor(&f, s, .negative, s.negative, l.negative) }
         drawParams(&f, s, l.params)
         if let p = l.preview { drawPreview(&f, s, p) }
         drawQueue(&f, s, l.queue)
         drawStatus(&f, s, l.status)
+        if s.fullPreview && !s.galleryVisible {
+            f.cursor = nil
+            drawFullPreview(&f, s, l)
+        }
         if s.galleryVisible {
             f.cursor = nil
             drawGallery(&f, s, l)
@@ -30,10 +36,19 @@ public enum StudioView {
             f.cursor = nil
             drawHelp(&f, s, l)
         }
+        if s.logVisible {
+            f.cursor = nil
+            drawLog(&f, s, l)
+        }
         if let lp = s.linePrompt { drawLinePrompt(&f, lp, l) }
+        if let q = s.confirmingQuit {
+            f.cursor = nil
+            drawQuitConfirmation(&f, q, s, l)
+        }
         // images under an overlay are not shown (sixel would paint over the overlay)
-        if s.helpVisible || s.linePrompt != nil {
-            let covers = [s.helpVisible ? helpRect(s, l) : nil, s.linePrompt != nil ? linePromptRect(l) : nil].compactMap { $0 }
+        let covers = [s.helpVisible ? helpRect(s, l) : nil, s.linePrompt.map { linePromptRect($0, l) },
+                      s.logVisible ? logRect(l) : nil, s.confirmingQuit.map { quitRect($0, l) }].compactMap { $0 }
+        if !covers.isEmpty {
             f.images.removeAll { img in covers.contains { $0.intersects(img.rect) } }
         }
         return f
@@ -75,16 +90,41 @@ public enum StudioView {
         }
     }
 
-    static func tokenNote(_ count: Int?) -> (String, StyleRole) {
+    /// The token counter on an editor's border; over the limit it says how many tokens are cut.
+    /// `room`: cells available; over the limit a shorter form is used where the long one does not fit.
+    public static func tokenNote(_ count: Int?, room: Int = .max) -> (String, StyleRole) {
         guard let count else { return ("tokens: n/a", .dim) }
         let max = GenerationParameters.maxPromptTokens
-        return ("\(count)/\(max) tokens", count > max ? .error : (count > max * 9 / 10 ? .warning : .hint))
+        if count > max {
+            let forms = ["⚠ \(count)/\(max) tokens: last \(count - max) cut", "⚠ \(count)/\(max): \(count - max) cut", "⚠ \(count)/\(max)"]
+            return (forms.first { CellWidth.of($0) <= room } ?? forms[2], .error)
+        }
+        return ("\(count)/\(max) tokens", count > max * 9 / 10 ? .warning : .hint)
+    }
+
+    /// The compact layout's negative prompt: one row (Tab unfolds it into a box).
+    static func drawFoldedNegative(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
+        f.fill(r, role: .base)
+        var x = f.put(" Negative ", x: r.x, y: r.y, role: .paneTitle, maxX: r.maxX)
+        let (tokens, tokenRole) = tokenNote(s.negativeTokens)
+        let showTokens = s.negativeTokens.map { $0 > GenerationParameters.maxPromptTokens } ?? false
+        let right = showTokens ? CellWidth.of(tokens) + 2 : 0
+        let text = s.negative.text.replacingOccurrences(of: "\n", with: " ⏎ ")
+        let room = max(0, r.maxX - x - right - 1)
+        if text.isEmpty {
+            x = f.put(CellWidth.truncate("(none) · Tab to edit", to: room), x: x, y: r.y, role: .dim, maxX: r.maxX)
+        } else {
+            x = f.put(CellWidth.truncate(text, to: room), x: x, y: r.y, role: .value, maxX: r.maxX)
+        }
+        if showTokens { f.put(tokens, x: r.maxX - right + 1, y: r.y, role: tokenRole, maxX: r.maxX) }
     }
 
     static func drawEditor(_ f: inout Frame, _ s: StudioState, _ field: Field, _ e: TextEditor, _ r: Rect) {
         let focused = s.focus == field && !s.galleryVisible && !s.helpVisible && s.linePrompt == nil
-        let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens)
-        f.box(r, title: field.label + (focused ? " ✎" : ""), role: focused ? .focusBorder : .border,
+        let title = field.label + (focused ? " ✎" : "")
+        // the box draws the note right-aligned when it clears the title: " title " + a gap + " note "
+        let tokens = tokenNote(field == .prompt ? s.promptTokens : s.negativeTokens, room: r.width - CellWidth.of(title) - 9)
+        f.box(r, title: title, role: focused ? .focusBorder : .border,
               titleRole: focused ? .focusBorder : .paneTitle, topRight: tokens,
               bottom: focused ? ("Enter: new line · Tab: next field", .hint) : nil)
         let inner = r.inner
@@ -113,7 +153,24 @@ public enum StudioView {
             progress = (phaseText(job), job.phase == .cancelling ? .warning : .progress)
         }
         f.box(r, title: "Preview" + (caption.isEmpty ? "" : " · \(caption)"), role: .border, topRight: progress,
-              bottom: ("\(s.previewMode)", .dim))
+              bottom: (r.width >= 30 ? "\(s.previewMode) · Ctrl-F full view" : s.previewMode, .dim))
+        drawPreviewContent(&f, s, r)
+    }
+
+    /// The preview over the overlay area (Ctrl-F): the live preview or the last image, as large as the screen allows.
+    static func drawFullPreview(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
+        let r = l.overlayArea
+        f.images.removeAll()
+        f.fill(r, role: .base)
+        let caption = s.preview?.caption ?? ""
+        var progress: (String, StyleRole)?
+        if let job = s.activeJob { progress = (phaseText(job), job.phase == .cancelling ? .warning : .progress) }
+        f.box(r, title: "Preview" + (caption.isEmpty ? "" : " · \(caption)") + (s.preview.map { " · \($0.image.width)×\($0.image.height)" } ?? ""),
+              role: .focusBorder, titleRole: .focusBorder, topRight: progress, bottom: ("Ctrl-F or Esc: back · \(s.previewMode)", .hint))
+        drawPreviewContent(&f, s, r)
+    }
+
+    static func drawPreviewContent(_ f: inout Frame, _ s: StudioState, _ r: Rect) {
         let inner = r.inner
         guard inner.width > 2, inner.height > 1 else { return }
         if s.previewMode == "none" {
@@ -145,6 +202,7 @@ public enum StudioView {
         case .finished: "#\(job.id) done"
         case .cancelled: "#\(job.id) cancelled"
         case .failed: "#\(job.id) failed"
+        case .unsaved: "#\(job.id) not saved"
         }
     }
 
@@ -166,6 +224,9 @@ public enum StudioView {
             case .finished: items.append(("✓ #\(j.id) \(j.files.first ?? "")" + (j.files.count > 1 ? " +\(j.files.count - 1)" : "")
                                           + adapterTag(j.parameters), .success))
             case .cancelled: items.append(("✗ #\(j.id) cancelled", .warning))
+            case .unsaved:
+                let kept = s.unsaved.contains { $0.jobID == j.id }
+                items.append((kept ? "! #\(j.id) not saved: Ctrl-S" : "✗ #\(j.id) not saved", .error))
             case .failed: items.append(("✗ #\(j.id) failed", .error))
             default: break
             }
@@ -221,41 +282,67 @@ public enum StudioView {
         }
         var right = ""
         if let rss = s.rssBytes { right += "RSS " + formatBytes(rss) + " " }
-        let x = f.put(CellWidth.truncate(left, to: max(10, r.width / 2)), x: 0, y: r.y, role: .status, maxX: r.maxX)
+        // the idle model name is in the title bar too: a message gets the room
+        let leftRoom = s.activeJob == nil && s.message != nil ? max(10, r.width / 3) : max(10, r.width / 2)
+        let x = f.put(CellWidth.truncate(left, to: leftRoom), x: 0, y: r.y, role: .status, maxX: r.maxX)
         if let m = s.message {
             let role: StyleRole = switch m.kind { case .info: .status; case .success: .success; case .warning: .warning; case .error: .error }
-            let avail = r.width - x - CellWidth.of(right) - 3
-            if avail > 5 { f.put(" │ " + CellWidth.truncate(m.text, to: avail), x: x, y: r.y, role: role, maxX: r.maxX) }
+            let avail = r.width - x - CellWidth.of(right) - 4
+            if avail > 5 {
+                // a message that does not fit says where to read the rest
+                let more = " …Ctrl-N"
+                let text = CellWidth.of(m.text) <= avail || avail < 20 ? CellWidth.truncate(m.text, to: avail)
+                    : String(CellWidth.prefix(m.text, fitting: avail - CellWidth.of(more)).0) + more
+                f.put(" │ " + text, x: x, y: r.y, role: role, maxX: r.maxX)
+            }
         }
         if !right.isEmpty, r.width - CellWidth.of(right) > x { f.put(right, x: r.width - CellWidth.of(right), y: r.y, role: .status) }
     }
 
     // MARK: overlays
 
-    static func helpLines() -> [(String, String, Bool)] {
+    /// Width of the key column in the help overlay.
+    static var helpKeyWidth: Int { min(24, KeyMap.sections.flatMap(\.bindings).map { CellWidth.of($0.keys) }.max() ?? 12) }
+
+    /// The help overlay as wanted on a wide terminal: every line whole.
+    static var helpNaturalWidth: Int {
+        let actions = KeyMap.sections.flatMap(\.bindings).map { CellWidth.of($0.action) }.max() ?? 40
+        let titles = KeyMap.sections.map { CellWidth.of($0.title) + 1 }.max() ?? 0
+        return max(2 + helpKeyWidth + 1 + actions, titles) + 4
+    }
+
+    /// The help text laid out for an inner width: (key, text, is a section title); actions that do
+    /// not fit wrap onto lines of their own under the action column.
+    public static func helpLines(width: Int) -> [(String, String, Bool)] {
+        let keyWidth = helpKeyWidth
+        let actionWidth = max(10, width - 3 - keyWidth - 1)
         var lines: [(String, String, Bool)] = []
         for (title, bindings) in KeyMap.sections {
             if !lines.isEmpty { lines.append(("", "", false)) }
             lines.append((title, "", true))
-            for b in bindings { lines.append((b.keys, b.action, false)) }
+            for b in bindings {
+                let wrapped = CellWidth.wrap(b.action, width: actionWidth)
+                for (i, t) in wrapped.enumerated() { lines.append((i == 0 ? b.keys : "", t, false)) }
+            }
         }
         return lines
     }
 
     static func helpRect(_ s: StudioState, _ l: StudioLayout) -> Rect {
-        l.centred(width: 84, height: helpLines().count + 4)
+        let width = min(helpNaturalWidth, l.overlayArea.width - 2)
+        return l.centred(width: width, height: helpLines(width: width - 2).count + 4)
     }
 
     static func drawHelp(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
         let r = helpRect(s, l)
         f.fill(r, role: .overlay)
-        let lines = helpLines()
         let inner = r.inner
+        let lines = helpLines(width: inner.width)
         let maxScroll = max(0, lines.count - (inner.height - 1))
         let scroll = min(s.helpScroll, maxScroll)
         f.box(r, title: "Help · every key", role: .focusBorder, titleRole: .focusBorder,
               bottom: (maxScroll > 0 ? "↑/↓ scroll · Esc or F1 close" : "Esc or F1 close", .hint))
-        let keyWidth = min(24, max(12, inner.width / 3))
+        let keyWidth = helpKeyWidth
         for (i, line) in lines.dropFirst(scroll).enumerated() where i < inner.height - 1 {
             let y = inner.y + 1 + i
             if line.2 {
@@ -267,12 +354,23 @@ public enum StudioView {
         }
     }
 
-    static func linePromptRect(_ l: StudioLayout) -> Rect { l.centred(width: 80, height: 3) }
+    /// The dialog's note (an error, or Tab's candidates) wrapped into at most three rows.
+    static func linePromptNote(_ lp: LinePrompt, width: Int) -> [String] {
+        guard let note = lp.note else { return [] }
+        let lines = CellWidth.wrap((note.isError ? "✗ " : "") + note.text, width: max(4, width))
+        return lines.count > 3 ? Array(lines.prefix(2)) + [CellWidth.truncate(lines[2...].joined(separator: " "), to: width)] : lines
+    }
+
+    static func linePromptRect(_ lp: LinePrompt, _ l: StudioLayout) -> Rect {
+        let width = min(80, l.overlayArea.width - 2)
+        return l.centred(width: width, height: 3 + linePromptNote(lp, width: width - 2).count)
+    }
 
     static func drawLinePrompt(_ f: inout Frame, _ lp: LinePrompt, _ l: StudioLayout) {
-        let r = linePromptRect(l)
+        let r = linePromptRect(lp, l)
         f.fill(r, role: .overlay)
-        f.box(r, title: lp.title, role: .focusBorder, titleRole: .focusBorder)
+        f.box(r, title: lp.title, role: .focusBorder, titleRole: .focusBorder,
+              bottom: (lp.busy ? "reading…" : "Tab completes · Enter · Esc closes", .hint))
         let inner = r.inner
         let (_, cx) = lp.editor.cursorVisual(width: 100_000)
         let skip = max(0, cx - inner.width + 2)
@@ -284,7 +382,77 @@ public enum StudioView {
             shown.append(c); w += cw
         }
         f.put(shown, x: inner.x, y: inner.y, role: .overlay, maxX: inner.maxX)
+        for (i, line) in linePromptNote(lp, width: inner.width).enumerated() {
+            f.put(line, x: inner.x, y: inner.y + 1 + i, role: lp.note?.isError == true ? .error : .hint, maxX: inner.maxX)
+        }
         f.cursor = (inner.x + cx - skipped, inner.y)
+    }
+
+    // MARK: message log
+
+    static func logRect(_ l: StudioLayout) -> Rect {
+        l.centred(width: min(110, l.overlayArea.width - 2), height: l.overlayArea.height)
+    }
+
+    /// The message log's lines for an inner width: every message, oldest first, long ones wrapped.
+    public static func logLines(_ s: StudioState, width: Int) -> [(String, StyleRole)] {
+        var out: [(String, StyleRole)] = []
+        for m in s.messageLog {
+            let role: StyleRole = switch m.kind { case .info: .overlay; case .success: .success; case .warning: .warning; case .error: .error }
+            let stamp = formatDuration(m.posted) + "  "
+            let rows = CellWidth.wrap(m.text, width: max(4, width - CellWidth.of(stamp)))
+            for (i, t) in rows.enumerated() {
+                out.append(((i == 0 ? stamp : String(repeating: " ", count: CellWidth.of(stamp))) + t, role))
+            }
+        }
+        return out
+    }
+
+    static func drawLog(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
+        let r = logRect(l)
+        f.fill(r, role: .overlay)
+        let inner = r.inner
+        let lines = logLines(s, width: inner.width - 1)
+        let rows = max(1, inner.height)
+        let maxScroll = max(0, lines.count - rows)
+        let scroll = min(s.logScroll, maxScroll)
+        f.box(r, title: "Messages · \(s.messageLog.count)", role: .focusBorder, titleRole: .focusBorder,
+              bottom: (maxScroll > 0 ? "↑/↓ PgUp/PgDn scroll · Esc or Ctrl-N close" : "Esc or Ctrl-N close", .hint))
+        if lines.isEmpty {
+            f.put("no messages yet", x: inner.x + 1, y: inner.y, role: .dim, maxX: inner.maxX)
+            return
+        }
+        let start = lines.count - rows - scroll
+        for (i, line) in lines[max(0, start)..<(lines.count - scroll)].enumerated() {
+            f.put(line.0, x: inner.x + 1, y: inner.y + i, role: line.1, maxX: inner.maxX)
+        }
+    }
+
+    // MARK: quit confirmation
+
+    static func quitLines(_ q: QuitConfirmation, _ s: StudioState) -> [String] {
+        var lines: [String] = []
+        if let id = q.running, let job = s.jobs.first(where: { $0.id == id }) { lines.append("\(phaseText(job)): it stops, nothing is saved") }
+        if q.queued > 0 { lines.append("\(q.queued) queued job\(q.queued == 1 ? "" : "s") will not run") }
+        if q.unsaved > 0 { lines.append("\(q.unsaved) unsaved image\(q.unsaved == 1 ? "" : "s") will be lost (n, then Ctrl-S saves)") }
+        return lines
+    }
+
+    static func quitRect(_ q: QuitConfirmation, _ l: StudioLayout) -> Rect {
+        l.centred(width: 64, height: 6 + [q.running != nil, q.queued > 0, q.unsaved > 0].filter { $0 }.count)
+    }
+
+    static func drawQuitConfirmation(_ f: inout Frame, _ q: QuitConfirmation, _ s: StudioState, _ l: StudioLayout) {
+        let r = quitRect(q, l)
+        f.fill(r, role: .overlay)
+        f.box(r, title: "Quit Kolors Studio?", role: .focusBorder, titleRole: .focusBorder)
+        let inner = r.inner
+        var y = inner.y + 1
+        for line in quitLines(q, s) {
+            f.put("• " + line, x: inner.x + 1, y: y, role: .warning, maxX: inner.maxX)
+            y += 1
+        }
+        f.put("y: quit · any other key: stay", x: inner.x + 1, y: y + 1, role: .key, maxX: inner.maxX)
     }
 
     static func drawGallery(_ f: inout Frame, _ s: StudioState, _ l: StudioLayout) {
@@ -293,16 +461,22 @@ public enum StudioView {
         f.images.removeAll()        // the gallery covers the preview pane
         f.fill(geo.box, role: .base)
         let name = (g.sessionPath as NSString).lastPathComponent
-        let count = g.entries.isEmpty ? "empty" : "\(g.selected + 1)/\(g.entries.count)"
-        f.box(geo.box, title: "Gallery · session \(name) · \(count)", role: .focusBorder, titleRole: .focusBorder,
+        let count = g.indexing && g.entries.isEmpty ? "reading…" : g.entries.isEmpty ? "empty" : "\(g.selected + 1)/\(g.entries.count)"
+        let readOnly = g.problem != nil ? " · read-only" : ""
+        f.box(geo.box, title: "Gallery · session \(name) · \(count)\(readOnly)", role: .focusBorder, titleRole: .focusBorder,
               bottom: ("←/→ select · Enter full view · r reload params · f favourite · d delete · o sessions · Esc close", .hint))
         if g.pickingSession {
             drawSessionPicker(&f, g, geo)
             return
         }
         if g.entries.isEmpty {
-            f.put("No images in this session yet. Ctrl-G generates; o opens another session.", x: geo.grid.x + 1,
-                  y: geo.grid.y + 1, role: .dim, maxX: geo.grid.maxX)
+            let text = g.indexing ? "Reading the session's images…"
+                : g.problem != nil ? "No images in this session; new ones cannot be saved here (o opens another session)."
+                : "No images in this session yet. Ctrl-G generates; o opens another session."
+            f.put(text, x: geo.grid.x + 1, y: geo.grid.y + 1, role: .dim, maxX: geo.grid.maxX)
+            if let problem = g.problem {
+                f.put(problem, x: geo.grid.x + 1, y: geo.grid.y + 2, role: .warning, maxX: geo.grid.maxX)
+            }
         } else if g.fullView, let e = g.selectedEntry {
             f.images.append(ImagePlacement(rect: geo.grid, source: .file((g.sessionPath as NSString).appendingPathComponent(e.file))))
         } else {

@@ -25,7 +25,7 @@ public final class CursesScreen {
     private var hasSavedModes = false
     public private(set) var isActive = false
 
-    /// Checks that `term` names a terminal description ncurses can load.
+    /// Checks that `term` names a terminal description ncurses can load, with cursor addressing.
     public static func probe(term: String?, outputFD: Int32 = 1) -> String? {
         guard let term, !term.isEmpty else {
             return "TERM is not set: run the studio in a terminal (for example TERM=xterm-256color)"
@@ -39,8 +39,13 @@ public final class CursesScreen {
             default: return "TERM=\(term) describes a hardcopy terminal; a screen terminal is needed"
             }
         }
+        // a full-screen program needs cursor addressing (TERM=dumb has none: the screen would stay blank)
+        let addressable = kc_has_cursor_addressing() != 0
         // setupterm allocated a terminal structure; release it, newterm makes its own.
         kc_del_cur_term()
+        if !addressable {
+            return "TERM=\(term) cannot move the cursor; the studio needs a screen terminal (for example TERM=xterm-256color)"
+        }
         return nil
     }
 

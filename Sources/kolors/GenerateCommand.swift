@@ -84,7 +84,7 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .long, help: "Also print how the engine computes here (precision, why bf16 is off where it is, threads).")
     var verbose = false
 
-    @Option(name: .long, help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
+    @Option(name: .long, help: "Text encoder weights: fp16 (exact, default), int8 (weight-only, half the memory; quantized once and cached) or int8-w8a8 (experimental: int8 weights and activations, integer products on oneDNN; faster, less accurate).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(name: .long, help: "IP-Adapter-Plus: ip_adapter_plus_general.safetensors or the folder holding it (with --ip-image).")

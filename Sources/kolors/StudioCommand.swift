@@ -14,7 +14,8 @@ struct StudioCommand: ParsableCommand {
         commandName: "studio",
         abstract: "The terminal studio: edit prompts and parameters, watch live previews, browse the gallery.",
         discussion: """
-        Keys: Ctrl-G generate · Esc cancel · Tab/Shift-Tab fields · Ctrl-O gallery · F1 help · Ctrl-Q quit.
+        Keys: Ctrl-G generate · Esc cancel · Tab/Shift-Tab fields · Ctrl-F full-screen preview · Ctrl-O gallery · \
+        Ctrl-N messages · F1 help (every key) · Ctrl-Q quit.
         Images are saved with their parameters into the session folder (default: \
         $XDG_DATA_HOME/kolors-studio/sessions/<time>, or ~/.local/share/kolors-studio/sessions/<time>).
         The preview uses sixel graphics where the terminal has them and Unicode half blocks elsewhere; \
@@ -46,7 +47,7 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
     var precision: PrecisionOption = .auto
 
-    @Option(help: "Text encoder weights: fp16 (exact, default) or int8 (weight-only, half the memory; quantized once and cached).")
+    @Option(help: "Text encoder weights: fp16 (exact, default), int8 (weight-only, half the memory; quantized once and cached) or int8-w8a8 (experimental: int8 weights and activations, integer products on oneDNN; faster, less accurate).")
     var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(help: "Threads for the engine (default: all cores).")

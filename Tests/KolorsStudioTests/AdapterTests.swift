@@ -380,7 +380,8 @@ struct AdapterTests {
         h.keys(.enter)
         h.send(.referenceChecked(path: "/r/ref.png", .ok(width: 64, height: 64)))
         let l = h.state.layout
-        #expect(!l.tooSmall && l.prompt.inner.height >= 2 && l.negative.inner.height >= 1)
+        #expect(!l.tooSmall && l.prompt.inner.height >= 2 && (l.negativeFolded ? l.negative.height == 1 : l.negative.inner.height >= 1))
+        #expect(l.preview != nil, "the compact layout keeps a preview at the minimum size")
         for field in Field.allCases {
             h.state.focus = field
             for sel in field == .loras ? Array(0..<6) : [0] {
@@ -423,9 +424,14 @@ struct AdapterTests {
                         #expect(panes[i].maxX <= width && panes[i].maxY <= height)
                         for j in panes.indices where j > i { #expect(!panes[i].intersects(panes[j])) }
                     }
-                    #expect(l.prompt.height + l.negative.height >= StudioLayout.editorsMinimum)
-                    #expect(l.params.inner.height >= StudioLayout.paramRows)
-                    #expect(l.params.inner.height <= StudioLayout.paramRows + extra)
+                    if l.compact {
+                        // the compact layout folds the negative prompt into one row; the prompt keeps 2 text rows
+                        #expect(l.prompt.inner.height >= 2 && l.negative.height == 1)
+                    } else {
+                        #expect(l.prompt.height + l.negative.height >= StudioLayout.editorsMinimum)
+                    }
+                    #expect(l.params.inner.height >= l.classicParamRows)
+                    #expect(l.params.inner.height <= l.classicParamRows + extra)
                 }
             }
         }

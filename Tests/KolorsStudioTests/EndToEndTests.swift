@@ -94,6 +94,12 @@ extension TerminalEndToEnd {
             let t = try TmuxSession(command: Self.command(home: home, args: "--session \(E2E.q(session)) --preview blocks"))
             defer { t.kill() }
             t.waitFor(text: "DEMO: random-weight", timeout: 20)
+            // the demo starts small and fast; a big size keeps the job running while we queue and cancel
+            t.keys("Tab", "Tab", "Tab", "Tab", "Tab", "Tab")     // Negative, Steps, CFG, Images, Seed, Size
+            t.waitFor(text: "s swap")
+            t.type("1024")
+            t.keys("Enter")
+            t.waitFor(text: "1024×1024")
             t.type("slow job")
             t.keys("C-g")
             t.waitFor(text: "#1 step 3/25", timeout: 60)
@@ -191,7 +197,10 @@ extension TerminalEndToEnd {
             var screen = t.waitFor(text: "No image engine", timeout: 20)
             #expect(screen.contains("/nonexistent/kolors: no such folder"))
             screen = t.waitFor(text: "a lighthouse at dusk, 灯塔")
-            #expect(screen.contains("4242") && screen.contains("locked"))
+            // the last image's parameters come back, but the seed mode stays "new each run": the next
+            // Ctrl-G must not remake the same image
+            let seedRow = screen.split(separator: "\n").first { $0.contains("Seed  ") } ?? ""
+            #expect(seedRow.contains("new each run") && !seedRow.contains("4242"), "seed row: \(seedRow)")
             #expect(screen.contains("33"))
             t.keys("C-g")
             screen = t.waitFor(text: "✗ #1 failed")
@@ -298,11 +307,12 @@ extension TerminalEndToEnd {
             t.type("a red fox")
             t.keys("Tab", "Tab")                      // Steps
             t.type("4")
-            t.keys("Enter", "Tab", "Tab", "Tab")      // CFG, Seed, Size
-            t.type("256")
+            t.keys("Enter", "Tab", "Tab", "Tab", "Tab") // CFG, Images, Seed, Size (screen order)
+            t.waitFor(text: "s swap")
+            t.type("264")
             t.keys("Enter")
-            t.waitFor(text: "Size  256×256")
-            t.keys("Tab", "Tab", "Tab", "Tab", "Tab") // Sampler, Images, Init image, Strength, Reference image
+            t.waitFor(text: "Size  264×264")
+            t.keys("Tab", "Tab", "Tab", "Tab")        // Sampler, Strength, Init image, Reference image
             t.waitFor(text: "Enter checks")
             // a file that is not a PNG: an error line
             t.type(lora)
@@ -330,7 +340,7 @@ extension TerminalEndToEnd {
             let texts = try PNGFile.readText(session + "/" + file).texts
             let meta = try #require(ImageMetadata.parse(texts))
             #expect(meta.source == .kolors)
-            #expect(meta.parameters.prompt == "a red fox" && meta.parameters.steps == 4 && meta.parameters.width == 256)
+            #expect(meta.parameters.prompt == "a red fox" && meta.parameters.steps == 4 && meta.parameters.width == 264)
             let ip = try #require(meta.parameters.ipAdapter)
             #expect(ip.path == repo + "/Tests/Fixtures/ip-adapter-plus")
             #expect(ip.image == repo + "/Tests/Fixtures/references/ip_image_90x70.png")
@@ -381,6 +391,11 @@ extension TerminalEndToEnd {
             #expect(rc2 == 2)
             #expect(out2.contains("no-such-terminal-kolors"))
             #expect(out2.split(separator: "\n").count == 1)
+            // a terminal without cursor addressing (TERM=dumb: Emacs shells, some CI logs) would show a blank screen
+            let (rc3, out3) = E2E.run(["env", "TERM=dumb", E2E.binary, "studio"])
+            #expect(rc3 == 2)
+            #expect(out3.contains("TERM=dumb cannot move the cursor"), "\(out3)")
+            #expect(out3.split(separator: "\n").count == 1 && !out3.contains("\u{1B}["))
         }
     }
 }

@@ -6,8 +6,8 @@ struct LayoutTests {
     @Test("panes stay inside the screen, never overlap, and images never reach the last row")
     func manySizes() {
         var checked = 0
-        for width in stride(from: 60, through: 260, by: 7) {
-            for height in stride(from: 20, through: 90, by: 5) {
+        for width in Array(stride(from: 60, through: 260, by: 7)) + [80, 99, 100] {
+            for height in Array(stride(from: 20, through: 90, by: 5)) + [24, 33] {
                 for banner in [false, true] {
                     let l = StudioLayout.compute(width: width, height: height, banner: banner)
                     #expect(!l.tooSmall)
@@ -23,10 +23,13 @@ struct LayoutTests {
                     }
                     #expect(l.status.y == height - 1)
                     if let p = l.preview { #expect(p.maxY <= height - 2, "preview touches the last rows") }
-                    #expect(l.prompt.inner.height >= 2 && l.negative.inner.height >= 1)
-                    #expect(l.params.inner.height == StudioLayout.paramRows)
+                    #expect(l.prompt.inner.height >= 2)
+                    #expect(l.negativeFolded ? l.negative.height == 1 : l.negative.inner.height >= 1)
+                    #expect(l.params.inner.height == l.classicParamRows)
                     #expect(l.overlayArea.maxY <= height - 2)
-                    if width >= 120 && height >= 30 { #expect(l.preview != nil) }
+                    // every size the studio runs at has a preview pane (compact below 100 columns when needed)
+                    #expect(l.preview != nil, "no preview at \(width)×\(height)")
+                    if let p = l.preview { #expect(p.inner.width >= 16 && p.inner.height >= 4, "preview \(p) at \(width)×\(height)") }
                     let g = GalleryGeometry.compute(l)
                     #expect(g.columns >= 1 && g.rows >= 1)
                     for k in 0..<g.pageSize {

@@ -40,7 +40,7 @@ struct ReducerTests {
         #expect(h.state.prompt.text == "一只猫 cat\n2")
     }
 
-    @Test("Tab and Shift-Tab walk every field in order and wrap around")
+    @Test("Tab and Shift-Tab walk every field in screen order (left to right, top to bottom) and wrap around")
     func tabOrder() {
         var h = Harness()
         var seen: [Field] = [h.state.focus]
@@ -48,15 +48,41 @@ struct ReducerTests {
             h.keys(.tab)
             seen.append(h.state.focus)
         }
-        #expect(seen == Field.allCases + [.prompt])
+        // Images sits beside CFG and Strength beside Sampler: Tab reaches them there
+        #expect(seen == [.prompt, .negative, .steps, .guidance, .images, .seed, .size, .scheduler, .strength, .initImage,
+                         .ipImage, .ipScale, .loras, .prompt])
         h.keys(.backTab)
         #expect(h.state.focus == .loras, "the last field is the LoRA list")
         h.keys(.backTab, .backTab)
         #expect(h.state.focus == .ipImage)
         h.keys(.backTab)
-        #expect(h.state.focus == .strength)
+        #expect(h.state.focus == .initImage)
         h.keys(.backTab, .backTab)
-        #expect(h.state.focus == .images)
+        #expect(h.state.focus == .scheduler)
+    }
+
+    @Test("the focus order is the order the fields appear on screen, in the full and the compact layout")
+    func tabOrderFollowsTheScreen() {
+        for (w, ht) in [(160, 50), (80, 24), (60, 20)] {
+            var h = Harness(width: w, height: ht)
+            var positions: [(Field, Int, Int)] = []
+            for field in Field.allCases where field.isParameter && field != .ipScale {
+                h.state.focus = field
+                // the focused value is drawn in the focus colour: find where
+                let f = StudioView.render(h.state)
+                let pane = h.state.layout.params.inner
+                var found: (Int, Int)?
+                for y in pane.y..<pane.maxY {
+                    for x in pane.x..<pane.maxX where f[x, y].role == .focusValue { found = (x, y); break }
+                    if found != nil { break }
+                }
+                guard let (x, y) = found else { Issue.record("\(field) not highlighted at \(w)×\(ht)"); continue }
+                positions.append((field, x, y))
+            }
+            for (a, b) in zip(positions, positions.dropFirst()) {
+                #expect(a.2 < b.2 || (a.2 == b.2 && a.1 < b.1), "\(a.0) then \(b.0) at \(w)×\(ht): \(a.1),\(a.2) → \(b.1),\(b.2)")
+            }
+        }
     }
 
     @Test("Ctrl-G starts a job; while busy further Ctrl-G queue; finishing starts the next")
@@ -122,13 +148,26 @@ struct ReducerTests {
         #expect(!h.state.helpVisible)
     }
 
-    @Test("Ctrl-Q quits from anywhere and cancels the running job")
+    @Test("Ctrl-Q quits from anywhere; with a job running or queued it asks first (y quits and cancels the job)")
     func quit() {
         var h = Harness()
-        h.keys(.ctrl("g"), .ctrl("o"))
-        #expect(h.keys(.ctrl("q")) == [.cancelJob(1), .quit])
+        h.keys(.ctrl("g"), .ctrl("g"), .ctrl("o"))
+        #expect(h.keys(.ctrl("q")).isEmpty, "asks first")
+        #expect(h.state.confirmingQuit == QuitConfirmation(running: 1, queued: 1, unsaved: 0))
+        let text = StudioView.render(h.state).text
+        #expect(text.contains("Quit Kolors Studio?") && text.contains("#1 starting") && text.contains("1 queued job will not run"))
+        #expect(text.contains("y: quit"))
+        #expect(h.keys(.character("n")).isEmpty)
+        #expect(h.state.confirmingQuit == nil && !h.state.quitting, "any other key stays")
+        h.keys(.ctrl("c"))
+        #expect(h.keys(.character("y")) == [.cancelJob(1), .quit])
+        #expect(h.state.quitting)
         var i = Harness()
-        #expect(i.keys(.ctrl("c")) == [.quit])
+        #expect(i.keys(.ctrl("c")) == [.quit], "nothing at risk: quits at once")
+        var j = Harness()
+        j.keys(.ctrl("g"))
+        j.keys(.ctrl("q"))
+        #expect(j.keys(.ctrl("q")) == [.cancelJob(1), .quit], "Ctrl-Q twice quits too")
     }
 
     @Test("jobs wait while the model loads and fail clearly without an engine")
@@ -203,7 +242,15 @@ struct ReducerTests {
         h.keys(.character("s"))
         #expect((h.state.params.width, h.state.params.height) == (896, 1152))
         h.type("1000x700"); h.keys(.enter)
-        #expect((h.state.params.width, h.state.params.height) == (1024, 704))
+        #expect((h.state.params.width, h.state.params.height) == (1000, 704), "kolors generate's rule: multiples of 8")
+        #expect(h.state.message?.text.contains("'1000x700' adjusted to 1000×704") == true)
+        #expect(h.state.message?.kind == .warning)
+        h.state.message = nil
+        h.type("1000x704"); h.keys(.enter)
+        #expect(h.state.message == nil, "a valid size is taken silently")
+        h.type("9000x3"); h.keys(.enter)
+        #expect((h.state.params.width, h.state.params.height) == (4096, 8))
+        #expect(h.state.message?.text.contains("multiples of 8, 8…4096") == true)
         h.keys(.left)
         #expect(ParameterRules.presetIndex(width: h.state.params.width, height: h.state.params.height) != nil)
         let presets = ParameterRules.sizePresets.map { "\($0.width)x\($0.height)" }
@@ -294,12 +341,14 @@ struct ReducerTests {
         #expect(h.state.linePrompt != nil)
         h.send(.paste("/tmp/x.png"))
         #expect(h.keys(.enter) == [.loadParameters(path: "/tmp/x.png")])
-        #expect(h.state.linePrompt == nil)
-        let parsed = ImageMetadata.parseA1111("hello\nNegative prompt: bad\nSteps: 30, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 1000x1000")!
+        #expect(h.state.linePrompt?.busy == true, "the dialog stays until the PNG is read")
+        let parsed = ImageMetadata.parseA1111("hello\nNegative prompt: bad\nSteps: 30, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 1002x1000")!
         h.send(.parametersLoaded(parsed, from: "/tmp/x.png"))
+        #expect(h.state.linePrompt == nil, "loaded: the dialog closes")
         #expect(h.state.prompt.text == "hello" && h.state.negative.text == "bad")
         #expect(h.state.params.scheduler == "euler-a" && h.state.params.steps == 30 && h.state.params.guidance == 7)
-        #expect(h.state.params.width == 1024, "sizes snap to multiples of 64")
+        #expect(h.state.params.width == 1000 && h.state.params.height == 1000, "sizes follow kolors generate's multiples of 8")
+        #expect(h.state.message?.text.contains("size 1002×1000 adjusted to 1000×1000") == true)
         #expect(h.state.params.model == "Kolors test", "the model is the studio's, not the file's")
     }
 

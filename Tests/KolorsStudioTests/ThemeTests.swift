@@ -50,6 +50,32 @@ struct ThemeTests {
         #expect(error("name = x\njust words")?.line == 2)
     }
 
+    @Test("on 8 and 16 colours every role of every shipped theme keeps text legible (contrast ≥ 3:1 as xterm shows it)")
+    func legibleOnFewColours() throws {
+        let lib = ThemeLibrary(directories: [Self.themesDir])
+        for name in lib.names() {
+            let t = try lib.load(name)
+            for colors in [8, 16] {
+                for role in StyleRole.allCases {
+                    let r = t.resolve(role, colors: colors)
+                    guard r.foreground >= 0, r.background >= 0 else { continue }
+                    let c = Theme.contrast(foreground: r.foreground, background: r.background, bold: r.attributes.contains(.bold), colors: colors)
+                    #expect(c >= Theme.minimumContrast, "\(name).\(role.rawValue) on \(colors) colours: \(r) has contrast \(c)")
+                }
+            }
+        }
+        // the cases users saw: the light theme's yellow and green text on white, the banner's bold black on yellow
+        let light = try lib.load("light")
+        for role in [StyleRole.warning, .key, .success] { #expect(light.resolve(role, colors: 8).foreground == 0, "\(role)") }
+        let banner = try lib.load("dark").resolve(.banner, colors: 8)
+        #expect(banner.foreground == 0 && banner.background == 3 && !banner.attributes.contains(.bold), "black, not grey, on yellow")
+        // colours that were legible keep their hue
+        #expect(try lib.load("dark").resolve(.error, colors: 8).foreground == 1)
+        #expect(light.resolve(.error, colors: 8).foreground == 1)
+        #expect(Theme.contrast(foreground: 0, background: 7, bold: false, colors: 8) > 15)
+        #expect(Theme.contrast(foreground: 3, background: 7, bold: false, colors: 8) < 2)
+    }
+
     @Test("themes degrade to 256, 16, 8 colours and monochrome")
     func degrade() throws {
         let lib = ThemeLibrary(directories: [Self.themesDir])

@@ -35,7 +35,7 @@ struct ViewTests {
         base.jobs[0].phase = .running
         base.message = StatusMessage(text: "a message with 中文", kind: .info, expires: nil)
         for (w, h) in [(60, 20), (61, 21), (80, 24), (99, 30), (100, 30), (120, 40), (200, 60), (59, 20), (30, 5), (1, 1)] {
-            for mode in 0..<5 {
+            for mode in 0..<9 {
                 var s = base
                 s.width = w
                 s.height = h
@@ -44,6 +44,12 @@ struct ViewTests {
                 case 2: s.galleryVisible = true
                 case 3: s.galleryVisible = true; s.gallery.fullView = true; s.gallery.selected = 7
                 case 4: s.keysForLinePrompt()
+                case 5: s.fullPreview = true
+                case 6:
+                    s.messageLog = (0..<60).map { StatusMessage(text: "message \($0) 可图 " + String(repeating: "word ", count: $0), kind: .warning, expires: nil) }
+                    s.logVisible = true
+                case 7: s.confirmingQuit = QuitConfirmation(running: 1, queued: 2, unsaved: 1)
+                case 8: s.focus = .negative
                 default: break
                 }
                 let f = StudioView.render(s)
@@ -72,7 +78,7 @@ struct ViewTests {
         var small = Harness(width: 80, height: 24).state
         small.helpVisible = true
         var seen = ""
-        for _ in 0..<40 {
+        for _ in 0..<80 {
             seen += StudioView.render(small).text
             _ = reduce(&small, .key(.down))
         }

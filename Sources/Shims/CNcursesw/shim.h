@@ -104,6 +104,13 @@ static inline int kc_key_code(const char *cap) {
 
 static inline int kc_key_code_yes(void) { return KEY_CODE_YES; }
 
+/// Whether the terminal description loaded by `setupterm` can address the cursor (`cup`);
+/// `TERM=dumb` and other glass teletypes cannot, and a full-screen program draws nothing there.
+static inline int kc_has_cursor_addressing(void) {
+    char *s = tigetstr("cup");
+    return s != NULL && s != (char *)-1;
+}
+
 /// Last-resort terminal restore for crashes (SIGSEGV, SIGILL, SIGABRT, …): leaves the
 /// alternate screen, shows the cursor, turns bracketed paste off, puts back the saved tty
 /// modes, then lets the previous handler (e.g. Swift's backtracer) run.
@@ -164,6 +171,25 @@ static inline void kc_unblock_signals(void) {
     for (unsigned i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&set, sigs[i]);
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     signal(SIGWINCH, SIG_DFL);  // ncurses installs its own handler only over the default one
+}
+
+/// Stops the process as a terminal's suspend key does (SIGTSTP, default action) and returns once
+/// it is continued (`fg`, SIGCONT). The signal's handler (libdispatch's, when a signal source
+/// watches it) and this thread's signal mask are put back afterwards. In an orphaned process
+/// group the kernel drops the stop and this returns at once.
+static inline void kc_stop_self(void) {
+    struct sigaction dfl, old;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGTSTP, &dfl, &old);
+    sigset_t set, oldmask;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTSTP);
+    pthread_sigmask(SIG_UNBLOCK, &set, &oldmask);
+    raise(SIGTSTP);
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    sigaction(SIGTSTP, &old, NULL);
 }
 
 /// Lowers the scheduling priority of the calling thread only (Linux threads have their own nice value).
