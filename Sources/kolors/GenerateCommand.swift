@@ -194,7 +194,11 @@ struct GenerateCommand: ParsableCommand {
         let started = Date()
         let result: GenerationResult
         do {
-            result = try pipeline.generate(request, cancel: cancel) { event in progress.show(event) }
+            let run = try pipeline.prepare(request, cancel: cancel) { progress.loading($0) }
+            progress.prompts(cached: !run.textEncoderRan)
+            while let step = try run.next() { progress.step(step.index, of: step.total) }
+            if request.decode { progress.decoding() }
+            result = try run.result { progress.loading($0) }
         } catch is CancellationError {
             progress.finish()
             FileHandle.standardError.write(Data("kolors: cancelled\(progress.lastStep.map { " after step \($0)" } ?? ""); no image written\n".utf8))
@@ -254,22 +258,25 @@ final class ProgressLine: @unchecked Sendable {
     private(set) var lastStep: Int?
     private var drawn = false
 
-    func show(_ event: PipelineEvent) {
-        switch event {
-        case .loading(let what):
-            write("loading \(what)…", final: !tty)
-        case .encodingPrompts(let cached):
-            write(cached ? "prompt embeddings from cache" : "prompts encoded", final: !tty)
-        case .step(let step, let total, let spi, let eta, _):
-            lastStep = step
-            let width = 24
-            let filled = width * step / max(total, 1)
-            let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
-            write(String(format: "step %d/%d [%@] %.2f s/it, ETA %@", step, total, bar, spi, Self.clock(eta)), final: !tty)
-        case .decoding:
-            write("decoding…", final: !tty)
-        }
+    private var clock = StepClock()
+
+    func loading(_ what: String) { write("loading \(what)…", final: !tty) }
+
+    func prompts(cached: Bool) {
+        write(cached ? "prompt embeddings from cache" : "prompts encoded", final: !tty)
+        clock = StepClock()
     }
+
+    func step(_ step: Int, of total: Int) {
+        lastStep = step
+        let (spi, eta) = clock.tick(remaining: total - step)
+        let width = 24
+        let filled = width * step / max(total, 1)
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" : "") + String(repeating: " ", count: max(0, width - filled - 1))
+        write(String(format: "step %d/%d [%@] %.2f s/it, ETA %@", step, total, bar, spi, Self.clock(eta)), final: !tty)
+    }
+
+    func decoding() { write("decoding…", final: !tty) }
 
     func finish() {
         if drawn && tty { FileHandle.standardError.write(Data("\n".utf8)) }

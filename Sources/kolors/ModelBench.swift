@@ -390,11 +390,13 @@ struct PipelineBench: ParsableCommand {
         var timed: [(seconds: Double, timings: [String: Double])] = []
         for run in 1...runs {
             let t0 = DispatchTime.now().uptimeNanoseconds
-            let result = try pipeline.generate(request) { event in
-                if case .step(let i, let n, let spi, _, _) = event {
-                    FileHandle.standardError.write(Data("run \(run) step \(i)/\(n) \(String(format: "%.2f", spi)) s/it\n".utf8))
-                }
+            let generation = try pipeline.prepare(request)
+            var clock = StepClock()
+            while let step = try generation.next() {
+                let spi = clock.tick(remaining: 0).secondsPerStep
+                FileHandle.standardError.write(Data("run \(run) step \(step.index)/\(step.total) \(String(format: "%.2f", spi)) s/it\n".utf8))
             }
+            let result = try generation.result()
             timed.append((Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, result.timings))
             request.seed += 1
         }

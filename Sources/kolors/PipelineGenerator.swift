@@ -49,26 +49,18 @@ final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
                                          image: reference, scale: ip.scale)
         }
         r.loras = p.loras.map { LoRAInput(path: ($0.path as NSString).expandingTildeInPath, weight: $0.weight) }
-        var started = false
-        let result = try pipeline.generate(r, cancel: cancel) { event in
-            switch event {
-            case .loading(let what):
-                events(.loading(what, fraction: nil))
-            case .encodingPrompts:
-                break
-            case .step(let step, let total, let spi, _, let x0):
-                if !started {
-                    started = true
-                    events(.started(totalSteps: total))
-                }
-                let (h, w) = (x0.shape[2], x0.shape[3])
-                let first = Array(UnsafeBufferPointer(start: x0.pointer, count: 4 * h * w))
-                events(.step(index: step, total: total, secondsPerStep: spi,
-                             preview: LatentPreview.rgb(latent: first, height: h, width: w)))
-            case .decoding:
-                events(.decoding)
-            }
+        let run = try pipeline.prepare(r, cancel: cancel) { events(.loading($0, fraction: nil)) }
+        events(.started(totalSteps: run.totalSteps))
+        var clock = StepClock()
+        while let step = try run.next() {
+            let x0 = step.predictedOriginal
+            let (h, w) = (x0.shape[2], x0.shape[3])
+            let first = Array(UnsafeBufferPointer(start: x0.pointer, count: 4 * h * w))
+            events(.step(index: step.index, total: step.total, secondsPerStep: clock.tick(remaining: step.total - step.index).secondsPerStep,
+                         preview: LatentPreview.rgb(latent: first, height: h, width: w)))
         }
+        events(.decoding)
+        let result = try run.result { events(.loading($0, fraction: nil)) }
         events(.finished)
         return result.images
     }

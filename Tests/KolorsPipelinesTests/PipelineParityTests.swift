@@ -68,11 +68,15 @@ struct PipelineParityTests {
     func matchesDiffusers(_ c: Case) throws {
         let refs = try Fixtures.References("pipelines.safetensors")
         let pipeline = try #require(Self.pipeline)
-        var steps: [Tensor] = []
-        let result = try pipeline.generate(try request(for: c)) { event in
-            if case .step = event { steps.append(Tensor.zeros([0])) }
+        let run = try pipeline.prepare(try request(for: c))
+        var steps = 0
+        while let step = try run.next() {
+            steps += 1
+            #expect(step.index == steps && step.total == run.totalSteps)
         }
-        #expect(steps.count == (try refs["\(c.name).timesteps"]).count)
+        #expect(try run.next() == nil, "a finished run takes no more steps")
+        #expect(steps == (try refs["\(c.name).timesteps"]).count)
+        let result = try run.result()
         let latentsError = relativeError(result.latents, try refs["\(c.name).final_latents"])
         #expect(latentsError <= 1e-4, "\(c.name): final latents relative error \(latentsError)")
         let want = try refs["\(c.name).image_uint8"]
@@ -109,13 +113,11 @@ struct PipelineParityTests {
         r.steps = 2
         r.width = 32
         r.height = 32
-        var cachedFlags: [Bool] = []
-        _ = try pipeline.generate(r) { if case .encodingPrompts(let cached) = $0 { cachedFlags.append(cached) } }
+        #expect(try pipeline.prepare(r).textEncoderRan)
         r.seed = 99
         r.guidance = 7
         r.steps = 3
-        _ = try pipeline.generate(r) { if case .encodingPrompts(let cached) = $0 { cachedFlags.append(cached) } }
-        #expect(cachedFlags == [false, true])
+        #expect(try !pipeline.prepare(r).textEncoderRan)
         #expect(pipeline.prompts.encoderLoads == 1)
     }
 
@@ -148,15 +150,12 @@ struct PipelineParityTests {
         r.steps = 10
         r.width = 32
         r.height = 32
-        var seen = 0
-        #expect(throws: CancellationError.self) {
-            _ = try pipeline.generate(r, cancel: token) { event in
-                if case .step = event {
-                    seen += 1
-                    if seen == 2 { token.cancel() }
-                }
-            }
-        }
-        #expect(seen == 2)
+        let run = try pipeline.prepare(r, cancel: token)
+        #expect(try run.next()?.index == 1)
+        #expect(try run.next()?.index == 2)
+        token.cancel()
+        #expect(throws: CancellationError.self) { _ = try run.next() }
+        #expect(run.completedSteps == 2)
+        #expect(throws: CancellationError.self) { _ = try run.decode() }
     }
 }

@@ -98,19 +98,6 @@ public struct GenerationResult: Sendable {
     public let timings: [String: Double]
 }
 
-/// Progress reported by the pipeline, on the thread that runs it.
-public enum PipelineEvent: Sendable {
-    /// A component is being loaded (memory-mapped and checked).
-    case loading(String)
-    /// Prompts are being encoded (`cached`: all came from the prompt cache).
-    case encodingPrompts(cached: Bool)
-    /// A denoising step finished: `step` is 1-based. `predictedOriginal` is the x0 estimate
-    /// [B, 4, h, w] in model space, for previews.
-    case step(step: Int, total: Int, secondsPerStep: Double, etaSeconds: Double, predictedOriginal: Tensor)
-    /// The VAE is decoding the final latents.
-    case decoding
-}
-
 /// Input that the pipeline refuses, with a one-line explanation.
 public struct GenerationError: Error, CustomStringConvertible, Sendable {
     public let message: String

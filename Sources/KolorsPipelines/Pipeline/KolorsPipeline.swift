@@ -23,7 +23,7 @@ public final class KolorsPipeline: @unchecked Sendable {
     private var ipAdapter: (path: String, weights: IPAdapterWeights)?
     private var imageEncoder: (path: String, model: CLIPVisionModel, processor: CLIPImageProcessor)?
     private var vaeDecoder: AutoencoderKL?
-    /// Guards the UNet, IP-Adapter and image-encoder caches (generations may run concurrently).
+    /// Guards the UNet, IP-Adapter, image-encoder and VAE caches (generations may run concurrently).
     private let lock = NSLock()
     private var vaeEncoder: AutoencoderKL?
 
@@ -47,13 +47,13 @@ public final class KolorsPipeline: @unchecked Sendable {
     public var defaultSize: Int { (unetConfig.sampleSize ?? 128) * vaeScaleFactor }
 
     /// The UNet with `loras` merged (reloaded when the set of LoRAs or their weights change).
-    private func loadUNet(loras: [LoRAInput], scale: Float, _ events: ((PipelineEvent) -> Void)?) throws -> UNet2DConditionModel {
+    private func loadUNet(loras: [LoRAInput], scale: Float, _ loading: ((String) -> Void)?) throws -> UNet2DConditionModel {
         lock.lock()
         defer { lock.unlock() }
         let key = loras.map { LoRAInput(path: $0.path, weight: $0.weight * scale) }
         if let unet, key == unetLoRAs { return unet }
         unet = nil
-        events?(.loading(loras.isEmpty ? "unet" : "unet + \(loras.count) LoRA\(loras.count == 1 ? "" : "s")"))
+        loading?(loras.isEmpty ? "unet" : "unet + \(loras.count) LoRA\(loras.count == 1 ? "" : "s")")
         let files = try loras.map { l -> (file: LoRAFile, weight: Float) in
             do {
                 return (try LoRAFile(path: l.path, unetConfig: unetConfig), l.weight * scale)
@@ -86,18 +86,18 @@ public final class KolorsPipeline: @unchecked Sendable {
     /// [an all-zero normalised image (the negative, as diffusers' `encode_image`); the image],
     /// [2, queries, cross_attention_dim], and the adapter (checked against `unet`).
     private func ipAdapterTokens(_ input: IPAdapterInput, unet: UNet2DConditionModel, cancel: CancellationToken?,
-                                 _ events: ((PipelineEvent) -> Void)?) throws -> (negative: Tensor, positive: Tensor, adapter: IPAdapterWeights) {
+                                 _ loading: ((String) -> Void)?) throws -> (negative: Tensor, positive: Tensor, adapter: IPAdapterWeights) {
         lock.lock()
         defer { lock.unlock() }
         let weightsPath = try IPAdapterWeights.resolve(input.weights)
         if ipAdapter?.path != weightsPath {
-            events?(.loading("ip_adapter"))
+            loading?("ip_adapter")
             ipAdapter = (weightsPath, try IPAdapterWeights.load(weightsPath, backend: backend))
         }
         let adapter = ipAdapter!.weights
         let encoderDir = input.imageEncoder ?? IPAdapterWeights.defaultImageEncoderDirectory(for: input.weights)
         if imageEncoder?.path != encoderDir {
-            events?(.loading("image_encoder"))
+            loading?("image_encoder")
             let clip = try CLIPVisionModel.load(directory: encoderDir, backend: backend)
             let processor = try CLIPImageProcessor.forEncoder(directory: encoderDir, imageSize: clip.config.imageSize)
             imageEncoder = (encoderDir, clip, processor)
@@ -116,10 +116,12 @@ public final class KolorsPipeline: @unchecked Sendable {
         return (tokens.slice(0..<1), tokens.slice(1..<2), adapter)
     }
 
-    private func loadVAE(encoder: Bool, _ events: ((PipelineEvent) -> Void)?) throws -> AutoencoderKL {
+    private func loadVAE(encoder: Bool, _ loading: ((String) -> Void)?) throws -> AutoencoderKL {
+        lock.lock()
+        defer { lock.unlock() }
         if encoder, let vaeEncoder { return vaeEncoder }
         if !encoder, let vaeDecoder { return vaeDecoder }
-        events?(.loading("vae"))
+        loading?("vae")
         let v = try AutoencoderKL.load(from: model, variant: variant, encoder: encoder, decoder: !encoder, backend: backend)
         if encoder { vaeEncoder = v } else { vaeDecoder = v }
         return v
@@ -170,12 +172,15 @@ public final class KolorsPipeline: @unchecked Sendable {
         }
     }
 
-    /// Runs txt2img (or img2img when `request.initImage` is set).
-    public func generate(_ request: GenerationRequest, cancel: CancellationToken? = nil,
-                         events: ((PipelineEvent) -> Void)? = nil) throws -> GenerationResult {
+    /// Prepares a generation — txt2img, or img2img when `request.initImage` is set — as diffusers
+    /// does before its denoising loop: prompts encoded (cached per text), CFG batching and
+    /// micro-conditioning, the UNet's conditioning (`UNetConditioning`), the schedule and the
+    /// starting latents (torch's CPU generator). The caller then drives the run: `next()` per
+    /// step, `decode()` at the end. `loading` names each component as it loads; `cancel` is also
+    /// checked inside long steps.
+    public func prepare(_ request: GenerationRequest, cancel: CancellationToken? = nil,
+                        loading: ((String) -> Void)? = nil) throws -> GenerationRun {
         try validate(request)
-        // Large freed buffers are kept for reuse during the run; none stay resident after it.
-        defer { TensorStorage.pool.drain() }
         var timings: [String: Double] = [:]
         func timed<T>(_ key: String, _ body: () throws -> T) rethrows -> T {
             let t0 = DispatchTime.now().uptimeNanoseconds
@@ -195,9 +200,8 @@ public final class KolorsPipeline: @unchecked Sendable {
             : request.negativePrompts
         let texts = request.prompts + (cfg ? negatives : [])
         let (embeddings, ranEncoder) = try timed("text_encoder") {
-            try prompts.encode(texts, cancel: cancel) { events?(.loading($0)) }
+            try prompts.encode(texts, cancel: cancel) { loading?($0) }
         }
-        events?(.encodingPrompts(cached: !ranEncoder))
         func stack(_ rows: [PromptEncoder.Embedding], _ key: KeyPath<PromptEncoder.Embedding, Tensor>) -> Tensor {
             // each prompt's embedding repeated imagesPerPrompt times consecutively
             concat(rows.flatMap { Array(repeating: $0[keyPath: key], count: perPrompt) }, dim: 0)
@@ -228,11 +232,11 @@ public final class KolorsPipeline: @unchecked Sendable {
         let scheduler = try request.scheduler.make(config: schedulerConfig)
         try scheduler.setTimesteps(request.steps)
         var generator = TorchGenerator(seed: request.seed)
-        var latents: Tensor
+        let latents: Tensor
         var firstStep = 0
         if let image = request.initImage {
             let pixels = try ImageConversion.preprocess(image, multiple: vaeScaleFactor)
-            let vae = try loadVAE(encoder: true, events)
+            let vae = try loadVAE(encoder: true, loading)
             let posterior = try timed("vae_encode") { try vae.encode(pixels, cancel: cancel) }
             let eps = generator.randn(posterior.mean.shape)
             let sample = scale(posterior.sample(noise: eps), vaeConfig.scalingFactor, inPlace: true)
@@ -240,75 +244,41 @@ public final class KolorsPipeline: @unchecked Sendable {
             firstStep = try scheduler.img2imgStart(strength: request.strength).startIndex
             let noise = generator.randn(initLatents.shape)
             latents = scheduler.addNoise(original: initLatents, noise: noise, stepIndex: firstStep)
-            vaeEncoder = nil  // only img2img's first moments need it
+            lock.lock(); vaeEncoder = nil; lock.unlock()  // only img2img's first moments need it
         } else {
             let shape = [total, unetConfig.inChannels, height / vaeScaleFactor, width / vaeScaleFactor]
             latents = scale(generator.randn(shape), scheduler.initNoiseSigma, inPlace: true)
         }
 
-        // 4. denoising loop (IP-Adapter tokens [neg…; pos…] follow the CFG layout of the text)
-        let unet = try loadUNet(loras: request.loras, scale: request.loraScale, events)
+        // 4. the UNet and its conditioning (IP-Adapter tokens [neg…; pos…] follow the CFG layout of the text)
+        let unet = try loadUNet(loras: request.loras, scale: request.loraScale, loading)
         var imageTokens: Tensor?
         var adapter: IPAdapterWeights?
         if let ip = request.ipAdapter {
-            let (neg, pos, a) = try timed("image_encoder") { try ipAdapterTokens(ip, unet: unet, cancel: cancel, events) }
+            let (neg, pos, a) = try timed("image_encoder") { try ipAdapterTokens(ip, unet: unet, cancel: cancel, loading) }
             let positives = Array(repeating: pos, count: total)
             imageTokens = concat(cfg ? Array(repeating: neg, count: total) + positives : positives, dim: 0)
             adapter = a
         }
-        let steps = Array(firstStep..<scheduler.timesteps.count)
-        var stepSeconds: [Double] = []
+        let deepCache = request.deepCacheInterval.map { DeepCache(interval: $0) }
+        if deepCache != nil && unet.deepCacheBranch == nil { throw GenerationError("this UNet is too shallow for DeepCache") }
         // the conditioning's projections and cross-attention K/V, made once for every step
         let conditioning = try timed("unet") {
             try unet.prepare(text: encoderStates, textEmbeds: textEmbeds, timeIds: timeIds, imageTokens: imageTokens,
                              ipAdapter: adapter, imageScale: request.ipAdapter?.scale ?? 0)
         }
-        let deepCache = request.deepCacheInterval.map { DeepCache(interval: $0) }
-        if deepCache != nil && unet.deepCacheBranch == nil { throw GenerationError("this UNet is too shallow for DeepCache") }
-        for (n, i) in steps.enumerated() {
-            try cancel?.check()
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let input = scheduler.scaleModelInput(cfg ? concat([latents, latents], dim: 0) : latents, stepIndex: i)
-            var noisePred = try timed("unet") {
-                try unet(input, timesteps: [scheduler.timesteps[i]], conditioning: conditioning,
-                         deepCache: deepCache?.pass(step: n), cancel: cancel)
-            }
-            if cfg {
-                let uncond = noisePred.slice(0..<total), text = noisePred.slice(total..<(2 * total))
-                let guided = Tensor(shape: uncond.shape, zeroed: false)
-                let g = request.guidance
-                let pu = uncond.pointer, pt = text.pointer, po = guided.pointer
-                for k in 0..<guided.count { po[k] = pu[k] + g * (pt[k] - pu[k]) }
-                noisePred = guided
-            }
-            let out = scheduler.step(modelOutput: noisePred, stepIndex: i, sample: latents, generator: &generator)
-            latents = out.previousSample
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
-            stepSeconds.append(seconds)
-            let recent = stepSeconds.suffix(3)
-            let perStep = recent.reduce(0, +) / Double(recent.count)
-            events?(.step(step: n + 1, total: steps.count, secondsPerStep: perStep,
-                          etaSeconds: perStep * Double(steps.count - n - 1), predictedOriginal: out.predictedOriginal))
-        }
-
-        // 5. decode
-        guard request.decode else {
-            return GenerationResult(latents: latents, images: [], pixels: nil, timings: timings)
-        }
-        try cancel?.check()
-        let vae = try loadVAE(encoder: false, events)
-        events?(.decoding)
-        let scaled = Tensor(shape: latents.shape, zeroed: false)
-        let sf = vaeConfig.scalingFactor
-        for k in 0..<latents.count { scaled.pointer[k] = latents.pointer[k] / sf }
-        let decoded = try timed("vae_decode") {
-            // diffusers tiles only when the latent exceeds a tile.
-            if let tile = request.vaeTileLatent, scaled.shape[2] > tile || scaled.shape[3] > tile {
-                return try vae.tiledDecode(scaled, tileLatent: tile, cancel: cancel)
-            }
-            return try vae.decode(scaled, cancel: cancel)
-        }
-        let (pixels, images) = ImageConversion.postprocess(decoded)
-        return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+        return GenerationRun(pipeline: self, request: request, unet: unet, conditioning: conditioning, scheduler: scheduler,
+                             generator: generator, latents: latents, steps: Array(firstStep..<scheduler.timesteps.count),
+                             guided: cfg, deepCache: deepCache, textEncoderRan: ranEncoder, timings: timings, cancel: cancel)
     }
+
+    /// A whole generation: `prepare`, every step, `decode` (unless `request.decode` is off).
+    public func generate(_ request: GenerationRequest, cancel: CancellationToken? = nil) throws -> GenerationResult {
+        let run = try prepare(request, cancel: cancel)
+        while try run.next() != nil {}
+        return try run.result()
+    }
+
+    /// The VAE decoder (loaded at first use), for `GenerationRun.decode`.
+    func decoder(_ loading: ((String) -> Void)?) throws -> AutoencoderKL { try loadVAE(encoder: false, loading) }
 }
