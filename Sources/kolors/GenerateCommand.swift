@@ -197,8 +197,7 @@ struct GenerateCommand: ParsableCommand {
             let run = try pipeline.prepare(request, cancel: cancel) { progress.loading($0) }
             progress.prompts(cached: !run.textEncoderRan)
             while let step = try run.next() { progress.step(step.index, of: step.total) }
-            if request.decode { progress.decoding() }
-            result = try run.result { progress.loading($0) }
+            result = try run.result(loading: { progress.loading($0) }, decoding: { progress.decoding() })
         } catch is CancellationError {
             progress.finish()
             FileHandle.standardError.write(Data("kolors: cancelled\(progress.lastStep.map { " after step \($0)" } ?? ""); no image written\n".utf8))

@@ -59,8 +59,7 @@ final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
             events(.step(index: step.index, total: step.total, secondsPerStep: clock.tick(remaining: step.total - step.index).secondsPerStep,
                          preview: LatentPreview.rgb(latent: first, height: h, width: w)))
         }
-        events(.decoding)
-        let result = try run.result { events(.loading($0, fraction: nil)) }
+        let result = try run.result(loading: { events(.loading($0, fraction: nil)) }, decoding: { events(.decoding) })
         events(.finished)
         return result.images
     }

@@ -93,8 +93,8 @@ struct OneDNNComputeTests {
         let streaming = OneDNNCompute(.f32)
         streaming.streamBlockBytes = 16 * 70 * 4  // 16 rows a block: 45 rows → blocks of 16, 16, 13
         let (k, n) = (70, 45)
-        var w = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)))
-        if int8 { w = w.quantizedInt8() } else { w.usedOncePerRun = true }
+        let plain = Weight(Tensor(shape: [n, k], values: Self.values(n * k, 0.7)), usedOncePerRun: !int8)
+        let w = int8 ? plain.quantizedInt8() : plain
         let bias = Tensor(shape: [n], values: Self.values(n, 1.3))
         let calls = streaming.streamedLinearCalls
         try checkLinear(streaming, weight: w, bias: bias)

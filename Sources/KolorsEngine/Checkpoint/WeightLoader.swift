@@ -8,13 +8,36 @@ public enum WeightResidency: Sendable {
     case mapped
 }
 
+/// How the loader stores large weights (`WeightLoader.weight`), decided once for a model
+/// instead of by the layers after they are built.
+public struct WeightPolicy: @unchecked Sendable {
+    /// float32 at load, or left mapped in the stored dtype.
+    public var residency: WeightResidency
+    /// The model runs each weight once per run (the text encoder: once per prompt), so a backend
+    /// converts it block by block each time instead of keeping a prepared copy.
+    public var usedOncePerRun: Bool
+    /// Weights to quantize to int8 with per-row scales, by full name; nil: none.
+    public var int8: ((String) -> Bool)?
+    /// Already quantized matrices by name (an `Int8WeightCache` file), used instead of quantizing.
+    public var int8Cached: ((String) -> Int8Matrix?)?
+
+    public init(residency: WeightResidency = .float32, usedOncePerRun: Bool = false, int8: ((String) -> Bool)? = nil,
+                int8Cached: ((String) -> Int8Matrix?)? = nil) {
+        self.residency = residency
+        self.usedOncePerRun = usedOncePerRun
+        self.int8 = int8
+        self.int8Cached = int8Cached
+    }
+}
+
 /// Hands a model constructor its parameters by diffusers name, checking each shape against
 /// what the configuration implies, and remembering which tensors were used so that leftovers
 /// can be reported. Error messages name the component, file, tensor, expected and found shape.
 public final class WeightLoader: @unchecked Sendable {
     public let component: String
     public let archive: SafetensorsArchive
-    public let residency: WeightResidency
+    public let policy: WeightPolicy
+    public var residency: WeightResidency { policy.residency }
     /// Maps a diffusers name to the names it may be stored under (first match wins).
     private let aliases: (String) -> [String]
     /// Weights the caller computed instead of reading them (LoRA-merged copies, halves of a
@@ -34,13 +57,19 @@ public final class WeightLoader: @unchecked Sendable {
         lock.lock(); converted += elements * 4; lock.unlock()
     }
 
-    public init(component: String, archive: SafetensorsArchive, residency: WeightResidency = .float32,
+    public init(component: String, archive: SafetensorsArchive, policy: WeightPolicy,
                 aliases: @escaping (String) -> [String] = { [$0] }, overrides: [String: Weight] = [:]) {
         self.component = component
         self.archive = archive
-        self.residency = residency
+        self.policy = policy
         self.aliases = aliases
         self.overrides = overrides
+    }
+
+    public convenience init(component: String, archive: SafetensorsArchive, residency: WeightResidency = .float32,
+                            aliases: @escaping (String) -> [String] = { [$0] }, overrides: [String: Weight] = [:]) {
+        self.init(component: component, archive: archive, policy: WeightPolicy(residency: residency), aliases: aliases,
+                  overrides: overrides)
     }
 
     /// The stored name for `name`, if any.
@@ -72,8 +101,11 @@ public final class WeightLoader: @unchecked Sendable {
         return m
     }
 
-    /// A (possibly large) weight, resident or mapped per `residency`.
+    /// A (possibly large) weight, stored as the policy says: int8 (from the cache or quantized
+    /// now) where it asks for that, else resident or mapped per `residency` (which overrides the
+    /// policy's for this one weight).
     public func weight(_ name: String, shape: [Int], residency: WeightResidency? = nil) throws -> Weight {
+        let once = policy.usedOncePerRun
         if let o = overrides[name] {
             guard o.count == shape.reduce(1, *) else {
                 throw CheckpointError("\(component): replacement for '\(name)' has shape \(o.shape), but the config implies \(shape)")
@@ -82,12 +114,18 @@ public final class WeightLoader: @unchecked Sendable {
             return o
         }
         let m = try locate(name, shape: shape)
+        if shape.count == 2, policy.int8?(name) == true {
+            if let cached = policy.int8Cached?(name), cached.rows == shape[0], cached.cols == shape[1] {
+                return Weight(int8: cached, usedOncePerRun: once)
+            }
+            return Weight(int8: Int8Matrix(quantizing: Weight(mapped: m)), usedOncePerRun: once)
+        }
         switch residency ?? self.residency {
         case .mapped where m.dtype != .f64 && m.dtype != .i64 && m.dtype != .i32:
-            return Weight(mapped: m)
+            return Weight(mapped: m, usedOncePerRun: once)
         default:
             noteConverted(m.count)
-            return Weight(try m.toFloat32().reshaped(shape))
+            return Weight(try m.toFloat32().reshaped(shape), usedOncePerRun: once)
         }
     }
 

@@ -1,6 +1,6 @@
 /// `torch.nn.Linear`: y = x·Wᵀ + b, weight [out, in].
 public final class Linear: @unchecked Sendable {
-    public private(set) var weight: Weight
+    public let weight: Weight
     public let bias: Tensor?
     public let backend: ComputeBackend
     public var inFeatures: Int { weight.shape[1] }
@@ -18,12 +18,6 @@ public final class Linear: @unchecked Sendable {
         let weight = try w.weight("weight", shape: [outFeatures, inFeatures])
         let b = bias ? try w.tensor("bias", shape: [outFeatures]) : nil
         self.init(weight: weight, bias: b, backend: backend)
-    }
-
-    /// Swaps in another storage of the same matrix (e.g. its int8 quantization).
-    public func replaceWeight(_ w: Weight) {
-        precondition(w.shape == weight.shape, "replaceWeight: \(w.shape) for \(weight.shape)")
-        weight = w
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {

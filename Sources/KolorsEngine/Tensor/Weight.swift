@@ -14,31 +14,34 @@ public final class Weight: @unchecked Sendable {
 
     public let shape: [Int]
     public let storage: Storage
-    /// Set by models that run this weight once per run (the text encoder: once per prompt), so
-    /// a backend converts it block by block each time instead of keeping a prepared copy.
-    public var usedOncePerRun = false
+    /// The model runs this weight once per run (the text encoder: once per prompt), so a backend
+    /// converts it block by block each time instead of keeping a prepared copy (`WeightPolicy`).
+    public let usedOncePerRun: Bool
     /// Forms a backend made of this weight once and keeps for the model's lifetime (e.g.
     /// oneDNN's bf16 copy in its blocked layout), by the backend's key.
     private var forms: [String: WeightForm] = [:]
     private let formsLock = NSLock()
 
-    public init(_ tensor: Tensor) {
+    public init(_ tensor: Tensor, usedOncePerRun: Bool = false) {
         shape = tensor.shape
         storage = .float32(tensor)
+        self.usedOncePerRun = usedOncePerRun
     }
 
-    public init(mapped: MappedTensor) {
+    public init(mapped: MappedTensor, usedOncePerRun: Bool = false) {
         shape = mapped.shape
         storage = .mapped(mapped)
+        self.usedOncePerRun = usedOncePerRun
     }
 
-    public init(int8: Int8Matrix) {
+    public init(int8: Int8Matrix, usedOncePerRun: Bool = false) {
         shape = [int8.rows, int8.cols]
         storage = .int8(int8)
+        self.usedOncePerRun = usedOncePerRun
     }
 
     /// This weight quantized to int8 with per-row scales.
-    public func quantizedInt8() -> Weight { Weight(int8: Int8Matrix(quantizing: self)) }
+    public func quantizedInt8() -> Weight { Weight(int8: Int8Matrix(quantizing: self), usedOncePerRun: usedOncePerRun) }
 
     public var count: Int { shape.reduce(1, *) }
 
@@ -54,16 +57,13 @@ public final class Weight: @unchecked Sendable {
         return nil
     }
 
-    /// Float32 values: the resident tensor itself, or a fresh converted copy.
+    /// Float32 values: the resident tensor itself, or a fresh converted copy. (A mapped weight's
+    /// dtype was checked to be a float type when it was loaded, so converting cannot fail.)
     public func float32() -> Tensor {
-        switch storage {
-        case .float32(let t): return t
-        case .mapped(let m): return (try? m.toFloat32()) ?? Tensor(shape: shape)
-        case .int8(let q):
-            let t = Tensor(shape: shape, zeroed: false)
-            q.dequantizeRows(0..<q.rows, into: t.pointer)
-            return t
-        }
+        if case .float32(let t) = storage { return t }
+        let t = Tensor(shape: shape, zeroed: false)
+        convertRows(0..<shape[0], into: t.pointer)
+        return t
     }
 
     /// Converts rows `rows` of the leading dimension into `dst` (row-major, float32).

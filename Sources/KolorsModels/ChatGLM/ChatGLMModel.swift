@@ -34,16 +34,16 @@ public final class ChatGLMModel: @unchecked Sendable {
     let layers: [GLMBlock]
     public let unusedWeights: [String]
 
-    public init(config: ChatGLMConfig, weights: WeightLoader, precision: TextEncoderPrecision = .fp16,
-                int8Cache: SafetensorsFile? = nil, backend: ComputeBackend = Backends.float32) throws {
+    /// `weights`' policy decides how the matrices are stored (`load` sets mapped, used once per
+    /// prompt, and int8 for `.int8` precisions).
+    public init(config: ChatGLMConfig, weights: WeightLoader, backend: ComputeBackend = Backends.float32) throws {
         try config.validate()
         self.config = config
         let w = weights.scope("")
         wordEmbeddings = try w.loader.weight("embedding.word_embeddings.weight",
                                              shape: [config.paddedVocabSize, config.hiddenSize], residency: .mapped)
         layers = try (0..<config.numLayers).map {
-            try GLMBlock(w.scope("encoder.layers.\($0)"), config: config, weights: precision, int8Cache: int8Cache,
-                         backend: backend)
+            try GLMBlock(w.scope("encoder.layers.\($0)"), config: config, backend: backend)
         }
         // Present in every checkpoint, never needed by Kolors.
         weights.ignore("output_layer.weight")
@@ -61,10 +61,14 @@ public final class ChatGLMModel: @unchecked Sendable {
                             backend: ComputeBackend = Backends.float32) throws -> ChatGLMModel {
         let config = try model.config("text_encoder", as: ChatGLMConfig.self)
         let archive = try model.weights("text_encoder", variant: variant)
-        let loader = WeightLoader(component: "text_encoder", archive: archive, residency: residency,
-                                  aliases: ChatGLMConfig.weightAliases)
         let cache = precision.isInt8 ? cacheDirectory.map { Int8WeightCache(directory: $0, archive: archive) } : nil
         let cached = cache?.open()
+        // Each matrix runs once per prompt: a backend should not keep a converted copy.
+        var policy = WeightPolicy(residency: residency, usedOncePerRun: true)
+        if precision.isInt8 { policy.int8 = { GLMBlock.isQuantized($0) } }
+        if let cached { policy.int8Cached = { name in Int8WeightCache.matrix(name, in: cached) } }
+        let loader = WeightLoader(component: "text_encoder", archive: archive, policy: policy,
+                                  aliases: ChatGLMConfig.weightAliases)
         var backend = backend
         if precision == .int8W8A8 {
             guard W8A8Backend.isAvailable else {
@@ -72,7 +76,7 @@ public final class ChatGLMModel: @unchecked Sendable {
             }
             backend = W8A8Backend(base: backend)
         }
-        let encoder = try ChatGLMModel(config: config, weights: loader, precision: precision, int8Cache: cached, backend: backend)
+        let encoder = try ChatGLMModel(config: config, weights: loader, backend: backend)
         if let cache, cached == nil {
             // A failed cache write costs only the next start's quantization time.
             try? cache.write(encoder.int8Matrices)

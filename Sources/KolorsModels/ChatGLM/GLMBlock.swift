@@ -14,8 +14,9 @@ public final class GLMBlock: @unchecked Sendable {
     let headDim: Int
     let backend: ComputeBackend
 
-    init(_ w: WeightScope, config c: ChatGLMConfig, weights precision: TextEncoderPrecision, int8Cache: SafetensorsFile?,
-         backend: ComputeBackend) throws {
+    /// The loader's policy stores the weights (mapped, used once per run, int8 for the names
+    /// `int8Names` gives).
+    init(_ w: WeightScope, config c: ChatGLMConfig, backend: ComputeBackend) throws {
         heads = c.numAttentionHeads
         kvHeads = c.kvHeads
         headDim = c.kvChannels
@@ -31,16 +32,12 @@ public final class GLMBlock: @unchecked Sendable {
                                 bias: c.addBiasLinear, backend: backend)
         dense4hToH = try Linear(w.scope("mlp.dense_4h_to_h"), in: c.ffnHiddenSize, out: c.hiddenSize,
                                 bias: c.addBiasLinear, backend: backend)
-        if precision.isInt8 {
-            // ChatGLM3's quantize(8): the four matrices of every layer, per-row scales; mapped
-            // from the cache when it has them.
-            for (name, l) in quantizedLinears(prefix: w.prefix) {
-                let cached = int8Cache.flatMap { Int8WeightCache.matrix(name, in: $0) }
-                l.replaceWeight(cached.map { Weight(int8: $0) } ?? l.weight.quantizedInt8())
-            }
-        }
-        // Each matrix runs once per prompt: a backend should not keep a converted copy.
-        for (_, l) in quantizedLinears(prefix: "") { l.weight.usedOncePerRun = true }
+    }
+
+    /// ChatGLM3's quantize(8) covers these four matrices of every layer.
+    static func isQuantized(_ name: String) -> Bool {
+        ["self_attention.query_key_value.weight", "self_attention.dense.weight", "mlp.dense_h_to_4h.weight",
+         "mlp.dense_4h_to_h.weight"].contains { name.hasPrefix("encoder.layers.") && name.hasSuffix($0) }
     }
 
     /// The matrices int8 quantization covers, with their full names.

@@ -95,9 +95,11 @@ public final class GenerationRun: @unchecked Sendable {
     /// The final latents as images (batch order: prompt 0's images, then prompt 1's, …) and as
     /// floats in [0, 1], NHWC (diffusers' `output_type="np"`). Tiled as diffusers'
     /// `vae.enable_tiling()` when `request.vaeTileLatent` is set and the latent exceeds a tile.
-    public func decode(loading: ((String) -> Void)? = nil) throws -> (images: [RGBImage], pixels: Tensor) {
+    /// `loading` names the VAE if it loads now; `decoding` is called when it starts to decode.
+    public func decode(loading: ((String) -> Void)? = nil, decoding: (() -> Void)? = nil) throws -> (images: [RGBImage], pixels: Tensor) {
         try cancel?.check()
         let vae = try pipeline.decoder(loading)
+        decoding?()
         let scaled = Tensor(shape: latents.shape, zeroed: false)
         let sf = pipeline.vaeConfig.scalingFactor
         for k in 0..<latents.count { scaled.pointer[k] = latents.pointer[k] / sf }
@@ -112,9 +114,9 @@ public final class GenerationRun: @unchecked Sendable {
     }
 
     /// The run's result: decoded unless `request.decode` is off. Call after the last step.
-    public func result(loading: ((String) -> Void)? = nil) throws -> GenerationResult {
+    public func result(loading: ((String) -> Void)? = nil, decoding: (() -> Void)? = nil) throws -> GenerationResult {
         guard request.decode else { return GenerationResult(latents: latents, images: [], pixels: nil, timings: timings) }
-        let (images, pixels) = try decode(loading: loading)
+        let (images, pixels) = try decode(loading: loading, decoding: decoding)
         return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
     }
 }
