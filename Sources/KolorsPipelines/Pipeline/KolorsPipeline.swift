@@ -125,7 +125,9 @@ public final class KolorsPipeline: @unchecked Sendable {
         return v
     }
 
-    /// Checks a request the way diffusers' `check_inputs` would, with one-line errors.
+    /// Checks a request the way diffusers' `check_inputs` would, with one-line errors, plus the
+    /// limits of `GenerationRequest` (sizes, batch, scales), so that no setting can overflow a
+    /// float to NaN, overflow an integer or size an absurd allocation.
     public func validate(_ r: GenerationRequest) throws {
         guard !r.prompts.isEmpty else { throw GenerationError("no prompt given") }
         guard r.steps > 0 else { throw GenerationError("steps must be at least 1 (got \(r.steps))") }
@@ -134,15 +136,29 @@ public final class KolorsPipeline: @unchecked Sendable {
             throw GenerationError("steps must be at most \(trainSteps) (got \(r.steps))")
         }
         guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
+        let g = GenerationRequest.guidanceRange
+        guard g.contains(r.guidance) else {
+            throw GenerationError("guidance must be between \(g.lowerBound) and \(g.upperBound) (got \(r.guidance))")
+        }
         guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
+        let (total, overflow) = r.prompts.count.multipliedReportingOverflow(by: r.imagesPerPrompt)
+        guard !overflow, total <= GenerationRequest.maxImages else {
+            throw GenerationError("\(r.prompts.count) prompt\(r.prompts.count == 1 ? "" : "s") × \(r.imagesPerPrompt) images per prompt is more than the \(GenerationRequest.maxImages) images one run can make")
+        }
+        let scales = GenerationRequest.adapterScaleRange
+        func checkScale(_ what: String, _ v: Float) throws {
+            guard v.isFinite else { throw GenerationError("\(what) must be a finite number") }
+            guard scales.contains(v) else {
+                throw GenerationError("\(what) must be between \(scales.lowerBound) and \(scales.upperBound) (got \(v))")
+            }
+        }
         if let ip = r.ipAdapter {
-            guard ip.scale.isFinite else { throw GenerationError("the IP-Adapter scale must be a finite number") }
+            try checkScale("the IP-Adapter scale", ip.scale)
             guard ip.image.width > 0, ip.image.height > 0 else { throw GenerationError("the IP-Adapter image is empty") }
+            try checkImageSize(ip.image, "the IP-Adapter image")
         }
-        for l in r.loras where !l.weight.isFinite {
-            throw GenerationError("LoRA \(l.path): the weight must be a finite number")
-        }
-        guard r.loraScale.isFinite else { throw GenerationError("the LoRA scale must be a finite number") }
+        for l in r.loras { try checkScale("LoRA \(l.path): the weight", l.weight) }
+        try checkScale("the LoRA scale", r.loraScale)
         guard r.negativePrompts.count <= 1 || r.negativePrompts.count == r.prompts.count else {
             throw GenerationError("\(r.negativePrompts.count) negative prompts for \(r.prompts.count) prompts: give one, or one per prompt")
         }
@@ -151,7 +167,20 @@ public final class KolorsPipeline: @unchecked Sendable {
             guard v > 0, v % vaeScaleFactor == 0 else {
                 throw GenerationError("\(name) must be a positive multiple of \(vaeScaleFactor) (got \(v))")
             }
-            guard v <= 4096 else { throw GenerationError("\(name) \(v) is larger than 4096") }
+            guard v <= GenerationRequest.maxSide else { throw GenerationError("\(name) \(v) is larger than \(GenerationRequest.maxSide)") }
+        }
+        if let image = r.initImage {
+            try checkImageSize(image, "the input image")
+            let (w, h) = (image.width - image.width % vaeScaleFactor, image.height - image.height % vaeScaleFactor)
+            guard w > 0, h > 0 else {
+                throw GenerationError("the input image is \(image.width)×\(image.height); it must be at least \(vaeScaleFactor)×\(vaeScaleFactor)")
+            }
+        } else if r.width == nil || r.height == nil {
+            // The default comes from unet/config.json's sample_size: as untrusted as any setting.
+            let d = defaultSize
+            guard d % vaeScaleFactor == 0, d <= GenerationRequest.maxSide else {
+                throw GenerationError("the checkpoint's default size \(d) (unet sample_size × \(vaeScaleFactor)) is not a multiple of \(vaeScaleFactor) up to \(GenerationRequest.maxSide); give --width and --height")
+            }
         }
         if r.initImage != nil {
             guard r.strength.isFinite, (0...1).contains(r.strength) else {
@@ -164,6 +193,15 @@ public final class KolorsPipeline: @unchecked Sendable {
             } catch let e as SchedulerError {
                 throw GenerationError(e.message)
             }
+        }
+    }
+
+    /// An input image may be at most `GenerationRequest.maxSide` pixels on a side (the output
+    /// follows an img2img input, and every image is converted to floats whole).
+    private func checkImageSize(_ image: RGBImage, _ what: String) throws {
+        let m = GenerationRequest.maxSide
+        guard image.width <= m + vaeScaleFactor - 1, image.height <= m + vaeScaleFactor - 1 else {
+            throw GenerationError("\(what) is \(image.width)×\(image.height); at most \(m)×\(m) is supported (resize it first)")
         }
     }
 
@@ -273,6 +311,11 @@ public final class KolorsPipeline: @unchecked Sendable {
             }
             let out = scheduler.step(modelOutput: noisePred, stepIndex: i, sample: latents, generator: &generator)
             latents = out.previousSample
+            // Stop at the first step that overflows: NaN never recovers, and saying which step
+            // beats a black image (or a trap) at the end.
+            if let bad = Self.firstNonFinite(latents) {
+                throw GenerationError("step \(n + 1) of \(steps.count) produced \(bad.isNaN ? "NaN" : "infinite") latents (guidance \(request.guidance)): the settings or the weights overflow; `kolors info --load-weights` checks the weights")
+            }
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
             stepSeconds.append(seconds)
             let recent = stepSeconds.suffix(3)
@@ -298,7 +341,18 @@ public final class KolorsPipeline: @unchecked Sendable {
             }
             return try vae.decode(scaled, cancel: cancel)
         }
-        let (pixels, images) = ImageConversion.postprocess(decoded)
-        return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+        let (pixels, images, nonFinite) = ImageConversion.postprocess(decoded)
+        var result = GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+        if nonFinite > 0 {
+            result.warnings.append("the VAE decoder produced \(nonFinite) NaN or infinite pixel values (written as 0 or clamped): its weights may be damaged; `kolors info --load-weights` checks them")
+        }
+        return result
+    }
+
+    /// The first NaN or ±∞ in `t`, if any.
+    static func firstNonFinite(_ t: Tensor) -> Float? {
+        let p = t.pointer
+        for i in 0..<t.count where !p[i].isFinite { return p[i] }
+        return nil
     }
 }
