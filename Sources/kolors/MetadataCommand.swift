@@ -44,8 +44,9 @@ struct MetadataCommand: ParsableCommand {
         // settings is the whole file read (a few writers put their chunks after the pixels).
         var texts = try PNGFile.readText(file).texts
         var report = MetadataReport(file: file, texts: texts)
-        if !report.hasSettings {
-            texts = try PNGFile.read(file).texts
+        if !report.hasSettings, let all = try? PNGFile.read(file).texts {
+            // (Pixels that cannot be decoded, or too many of them, leave the text read first.)
+            texts = all
             report = MetadataReport(file: file, texts: texts)
         }
         guard report.hasSettings else {

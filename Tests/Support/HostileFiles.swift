@@ -144,6 +144,7 @@ public final class CheckpointCopy {
         dir = try TemporaryDirectory()
         path = dir.path + "/model"
         let fm = FileManager.default
+        try fm.createDirectory(atPath: path, withIntermediateDirectories: true)
         for relative in try fm.subpathsOfDirectory(atPath: source).sorted() {
             var isDir: ObjCBool = false
             _ = fm.fileExists(atPath: source + "/" + relative, isDirectory: &isDir)

@@ -86,7 +86,11 @@ public final class LoRAFile: @unchecked Sendable {
                 guard let unetConfig else {
                     throw LoRAError("LoRA \(file) uses SGM block names (input_blocks …); the UNet config is needed to renumber them")
                 }
-                rename = try Self.mapSGMBlocks(unetKeys, layersPerBlock: unetConfig.layersPerBlock.values(1)[0])
+                do {
+                    rename = try Self.mapSGMBlocks(unetKeys, layersPerBlock: unetConfig.layersPerBlock.values(1).first ?? 2)
+                } catch let e as LoRAError {
+                    throw LoRAError("LoRA \(file): \(e.message)")
+                }
                 format = .kohyaSGM
             } else {
                 format = .kohya
@@ -284,12 +288,12 @@ public final class LoRAFile: @unchecked Sendable {
         for key in keys {
             if key.contains("text") || key.contains("input_blocks_0_0") { continue }
             let parts = key.split(separator: "_", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count > 5, let id = number(parts[4], max: 1000) else { throw LoRAError("LoRA key \(key): cannot read its SGM block number") }
+            guard parts.count > 5, let id = number(parts[4], max: 1000) else { throw LoRAError("key \(key): cannot read its SGM block number") }
             if key.contains("input_blocks") {
-                guard id >= 1, let innerId = number(parts[5], max: 1) ?? (key.contains("op") ? 0 : nil) else { throw LoRAError("LoRA key \(key): cannot read its SGM layer") }
+                guard id >= 1, let innerId = number(parts[5], max: 1) ?? (key.contains("op") ? 0 : nil) else { throw LoRAError("key \(key): cannot read its SGM layer") }
                 let block = (id - 1) / (layersPerBlock + 1), layer = (id - 1) % (layersPerBlock + 1)
                 let op = key.contains("op")
-                guard op || innerId < 2 else { throw LoRAError("LoRA key \(key): unknown SGM input layer \(innerId)") }
+                guard op || innerId < 2 else { throw LoRAError("key \(key): unknown SGM input layer \(innerId)") }
                 out[key] = (parts[..<4] + [String(block), op ? "downsamplers" : inner[innerId], op ? "0" : String(layer)] + parts[6...]).joined(separator: "_")
             } else if key.contains("middle_block") {
                 let part: [String]
@@ -297,11 +301,11 @@ public final class LoRAFile: @unchecked Sendable {
                 case 0: part = ["resnets", "0"]
                 case 1: part = ["attentions", "0"]
                 case 2: part = ["resnets", "1"]
-                default: throw LoRAError("LoRA key \(key): invalid middle block id \(id)")
+                default: throw LoRAError("key \(key): invalid middle block id \(id)")
                 }
                 out[key] = (parts[..<4] + part + parts[5...]).joined(separator: "_")
             } else if key.contains("output_blocks") {
-                guard let innerId = number(parts[5], max: 2) else { throw LoRAError("LoRA key \(key): cannot read its SGM layer") }
+                guard let innerId = number(parts[5], max: 2) else { throw LoRAError("key \(key): cannot read its SGM layer") }
                 let block = id / (layersPerBlock + 1), layer = id % (layersPerBlock + 1)
                 out[key] = (parts[..<4] + [String(block), inner[innerId], innerId < 2 ? String(layer) : "0"] + parts[6...]).joined(separator: "_")
             }
