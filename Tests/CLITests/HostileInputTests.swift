@@ -68,6 +68,7 @@ struct HostileInputTests {
         ("unet", "norm_eps", "-1"),
         ("unet", "conv_in_kernel", "0"),
         ("unet", "addition_time_embed_dim", "0"),
+        ("unet", "downsample_padding", "2"),
         ("vae", "block_out_channels", "[]"),
         ("vae", "scaling_factor", "0"),
         ("vae", "norm_num_groups", "0"),
@@ -113,7 +114,7 @@ struct HostileInputTests {
     }
 
     @Test("out-of-range config values: generate fails the same way before loading weights",
-          arguments: [0, 4, 6, 12, 20, 22, 27, 33, 35])
+          arguments: [0, 4, 6, 12, 19, 21, 23, 28, 34, 36])
     func configValueInGenerate(_ index: Int) throws {
         let (component, key, value) = Self.configCases[index]
         let m = try CheckpointCopy(of: CLI.tinyKolors)
@@ -121,6 +122,28 @@ struct HostileInputTests {
         let dir = try TemporaryDirectory()
         try Self.expectRefused(Self.generate(m.path, [], output: dir.path + "/o.png"), mentioning: [key])
         #expect(!FileManager.default.fileExists(atPath: dir.path + "/o.png"))
+    }
+
+    @Test("configs that are valid alone but do not fit each other are refused when the pipeline opens", arguments: [
+        ("unet", "encoder_hid_dim_type", "null", "cross_attention_dim 32 does not match the text encoder's hidden_size 48"),
+        ("unet", "encoder_hid_dim", "40", "encoder_hid_dim 40 does not match"),
+        ("unet", "projection_class_embeddings_input_dim", "100", "projection_class_embeddings_input_dim 100"),
+        ("vae", "latent_channels", "8", "latent_channels 8"),
+    ])
+    func componentsMustFit(component: String, key: String, value: String, message: String) throws {
+        let m = try CheckpointCopy(of: CLI.tinyKolors)
+        try Self.setKey(m, component, key, value)
+        let dir = try TemporaryDirectory()
+        try Self.expectRefused(Self.generate(m.path, [], output: dir.path + "/o.png"), mentioning: [message])
+    }
+
+    @Test("linear transformer projections read as 1×1 convolutions (use_linear_projection: false) still run")
+    func projectionStoredAsLinear() throws {
+        let m = try CheckpointCopy(of: CLI.tinyKolors)
+        try Self.setKey(m, "unet", "use_linear_projection", "false")
+        let dir = try TemporaryDirectory()
+        let r = try CLI.runMeasured(Self.generate(m.path, [], output: dir.path + "/o.png"))
+        #expect(r.status == 0, "\(r)")
     }
 
     @Test("a default size from unet sample_size beyond 4096 pixels is refused before anything loads")

@@ -177,7 +177,7 @@ public struct UNet2DConditionConfig: ValidatedConfig, Sendable {
         try c.check("norm_num_groups", normNumGroups, in: 1...1024)
         try c.check("norm_eps", Double(normEps), in: 0...1, openLower: true)
         try c.check("freq_shift", freqShift, in: 0...1)
-        try c.check("downsample_padding", downsamplePadding, in: 0...3)
+        try c.check("downsample_padding", downsamplePadding, in: 0...1)  // more changes the sizes the skips expect
         for (key, k) in [("conv_in_kernel", convInKernel), ("conv_out_kernel", convOutKernel)] {
             try c.check(key, k, in: 1...7)
             guard k % 2 == 1 else { throw c.fail("\(key) must be odd (got \(k))") }

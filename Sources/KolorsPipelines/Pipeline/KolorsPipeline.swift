@@ -39,6 +39,31 @@ public final class KolorsPipeline: @unchecked Sendable {
         vaeConfig = try model.config("vae", as: AutoencoderKLConfig.self)
         schedulerConfig = try SchedulerConfig(contentsOf: model.directory(of: "scheduler") + "/scheduler_config.json")
         prompts = try PromptEncoder(model: model, variant: variant, precision: textEncoderPrecision, backend: backend)
+        try Self.checkComponentsFit(unet: unetConfig, vae: vaeConfig,
+                                    textEncoder: try model.config("text_encoder", as: ChatGLMConfig.self))
+    }
+
+    /// The widths the components hand each other must agree (each config can be valid on its
+    /// own and still not fit the others): text features into cross-attention (directly or
+    /// through encoder_hid_proj), pooled text plus six size ids into the added embedding, and
+    /// the VAE's latent channels into and out of the UNet. Checked when the pipeline opens, so
+    /// a mismatch is a one-line error instead of a failed matrix product mid-run.
+    static func checkComponentsFit(unet: UNet2DConditionConfig, vae: AutoencoderKLConfig, textEncoder: ChatGLMConfig) throws {
+        let width = textEncoder.hiddenSize
+        if unet.encoderHidDimType == "text_proj" {
+            guard unet.encoderHidDim == width else {
+                throw GenerationError("unet/config.json: encoder_hid_dim \(unet.encoderHidDim.map(String.init) ?? "null") does not match the text encoder's hidden_size \(width)")
+            }
+        } else if unet.contextDim != width {
+            throw GenerationError("unet/config.json: cross_attention_dim \(unet.contextDim) does not match the text encoder's hidden_size \(width) (and there is no text_proj encoder_hid_proj)")
+        }
+        if unet.additionEmbedType == "text_time", let dim = unet.additionTimeEmbedDim,
+           let expected = unet.projectionClassEmbeddingsInputDim, dim * 6 + width != expected {
+            throw GenerationError("unet/config.json: projection_class_embeddings_input_dim \(expected) is not the pooled text width \(width) + 6 × addition_time_embed_dim \(dim)")
+        }
+        guard unet.inChannels == vae.latentChannels, unet.outChannels == vae.latentChannels else {
+            throw GenerationError("unet/config.json in_channels \(unet.inChannels) / out_channels \(unet.outChannels) do not match vae/config.json latent_channels \(vae.latentChannels)")
+        }
     }
 
     /// Pixels per latent cell (8 for Kolors).
