@@ -88,7 +88,9 @@ struct MetadataReport {
         other = texts.filter { !ForeignMetadata.knownKeys.contains($0.key) }
     }
 
-    var hasSettings: Bool { parsed != nil || !tools.isEmpty }
+    /// Something was read: our record or A1111 text, or at least one field of a tool's chunk
+    /// (a ComfyUI `prompt` that is not JSON gives warnings only).
+    var hasSettings: Bool { parsed != nil || tools.contains { !$0.fields.isEmpty } }
 
     /// Values are shown on one line: line breaks as "\n", long values cut (the JSON has them whole).
     static func oneLine(_ s: String, limit: Int = 2000) -> String {

@@ -62,13 +62,15 @@ struct MetadataCommandTests {
         let text = dir.path + "/t.png"
         try Data("not a png".utf8).write(to: URL(fileURLWithPath: text))
         let good = try Self.write(dir, "good.png", [PNGBytes.text("parameters", "x\nSteps: 3, Sampler: Euler, CFG scale: 2")])
-        let r = try CLI.run(["metadata", none, bare, text, dir.path + "/missing.png", good])
+        let broken = try Self.write(dir, "broken.png", [PNGBytes.text("prompt", "{\"3\": [[[")])
+        let r = try CLI.run(["metadata", none, bare, text, dir.path + "/missing.png", broken, good])
         #expect(r.status == 1)
         let lines = r.stderr.split(separator: "\n").map(String.init)
         #expect(lines == ["kolors: \(none): no generation settings (text chunks: Software)",
                           "kolors: \(bare): no generation settings (no text chunks)",
                           "kolors: \(text): not a PNG file",
-                          "kolors: \(dir.path)/missing.png: no such file"], "\(lines)")
+                          "kolors: \(dir.path)/missing.png: no such file",
+                          "kolors: \(broken): no generation settings (text chunks: prompt)"], "\(lines)")
         #expect(r.stdout.contains("Steps             3"))
     }
 
