@@ -414,10 +414,15 @@ struct HostileInputTests {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Wait for the first image to be complete, then interrupt twice while the others are written.
+        // Wait until the first image is written and the next one is being written (its
+        // temporary file exists), then interrupt twice.
         let deadline = Date().addingTimeInterval(120)
-        while process.isRunning && Date() < deadline && !FileManager.default.fileExists(atPath: dir.path + "/big-0.png") {
-            usleep(500)
+        func writing() -> Bool {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            return files.contains("big-0.png") && files.contains { $0.contains(".tmp-") }
+        }
+        while process.isRunning && Date() < deadline && !writing() {
+            usleep(200)
         }
         kill(process.processIdentifier, SIGINT)
         usleep(5000)
