@@ -48,6 +48,11 @@ struct InfoCommand: ParsableCommand {
                 ]
                 print("  " + values.compactMap { k, v in v.map { "\(k)=\($0)" } }.joined(separator: ", "))
             case "text_encoder", "unet", "vae":
+                switch c.name {  // decoded and range-checked as generate decodes them
+                case "unet": _ = try m.config("unet", as: UNet2DConditionConfig.self)
+                case "vae": _ = try m.config("vae", as: AutoencoderKLConfig.self)
+                default: _ = try m.config("text_encoder", as: ChatGLMConfig.self)
+                }
                 let archive = try m.weights(c.name, variant: variant)
                 print(describe(archive, component: c.name), terminator: "")
                 if loadWeights { print(try validate(c.name, m, archive: archive), terminator: "") }
@@ -55,8 +60,11 @@ struct InfoCommand: ParsableCommand {
                 print("  (not used by Kolors Studio)")
             }
         }
+        let textEncoder = try m.config("text_encoder", as: ChatGLMConfig.self)
+        try ChatGLMTokenizer.load(from: m).checkFits(textEncoder)
+        try KolorsPipeline.checkComponentsFit(unet: try m.config("unet", as: UNet2DConditionConfig.self),
+                                              vae: try m.config("vae", as: AutoencoderKLConfig.self), textEncoder: textEncoder)
         if loadWeights {
-            try ChatGLMTokenizer.load(from: m).checkFits(try m.config("text_encoder", as: ChatGLMConfig.self))
             print("\nAll weights mapped and checked: the checkpoint is usable.")
         }
     }

@@ -104,13 +104,14 @@ struct HostileInputTests {
         try m.replaceText(file, text)
     }
 
-    @Test("out-of-range config values: info --load-weights names file and key", arguments: configCases.indices)
+    @Test("out-of-range config values: info (with and without --load-weights) names file and key", arguments: configCases.indices)
     func configValueInInfo(_ index: Int) throws {
         let (component, key, value) = Self.configCases[index]
         let m = try CheckpointCopy(of: CLI.tinyKolors)
         try Self.setKey(m, component, key, value)
-        try Self.expectRefused(["info", "--model", m.path, "--load-weights"],
-                               mentioning: [Self.configFile(component).replacingOccurrences(of: "scheduler/", with: ""), key])
+        let file = Self.configFile(component).replacingOccurrences(of: "scheduler/", with: "")
+        try Self.expectRefused(["info", "--model", m.path, "--load-weights"], mentioning: [file, key])
+        try Self.expectRefused(["info", "--model", m.path], mentioning: [file, key])
     }
 
     @Test("out-of-range config values: generate fails the same way before loading weights",

@@ -48,7 +48,7 @@ public final class KolorsPipeline: @unchecked Sendable {
     /// through encoder_hid_proj), pooled text plus six size ids into the added embedding, and
     /// the VAE's latent channels into and out of the UNet. Checked when the pipeline opens, so
     /// a mismatch is a one-line error instead of a failed matrix product mid-run.
-    static func checkComponentsFit(unet: UNet2DConditionConfig, vae: AutoencoderKLConfig, textEncoder: ChatGLMConfig) throws {
+    public static func checkComponentsFit(unet: UNet2DConditionConfig, vae: AutoencoderKLConfig, textEncoder: ChatGLMConfig) throws {
         let width = textEncoder.hiddenSize
         if unet.encoderHidDimType == "text_proj" {
             guard unet.encoderHidDim == width else {
