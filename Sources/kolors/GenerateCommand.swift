@@ -224,7 +224,27 @@ struct GenerateCommand: ParsableCommand {
         progress.finish()
         for warning in result.warnings { FileHandle.standardError.write(Data("kolors: warning: \(warning)\n".utf8)) }
 
-        if let saveLatents { try NumpyFile.write(result.latents, to: saveLatents, overwrite: overwrite) }
+        // Finished work is never dropped: a file that cannot be written where asked (its folder
+        // vanished, a file appeared there meanwhile) goes to the temporary folder instead, and
+        // the run still ends with an error that says where.
+        var rescued: [String] = []
+        func save(_ path: String, _ write: (String) throws -> Void) {
+            do {
+                try write(path)
+                return
+            } catch {
+                let fallback = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+                    "kolors-rescued-\(getpid())-\((path as NSString).lastPathComponent)")
+                if (try? write(fallback)) != nil {
+                    FileHandle.standardError.write(Data("kolors: warning: cannot write \(path) (\(error)); saved as \(fallback)\n".utf8))
+                    rescued.append(fallback)
+                } else {
+                    FileHandle.standardError.write(Data("kolors: warning: cannot write \(path) (\(error))\n".utf8))
+                    rescued.append("(lost) " + path)
+                }
+            }
+        }
+        if let saveLatents { save(saveLatents) { try NumpyFile.write(result.latents, to: $0, overwrite: overwrite) } }
         let loraHashes = request.loras.map { try? SafetensorsFile.shortHash(path: $0.path) }
         let modelName = Self.displayName(of: pipeline.model.root)
         let seconds = Date().timeIntervalSince(started)
@@ -242,8 +262,13 @@ struct GenerateCommand: ParsableCommand {
             var record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
             record.precision = precision.resolved.rawValue
-            try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record), overwrite: overwrite)
-            print(paths[i])
+            save(paths[i]) { path in
+                try PNGFile.write(img, to: path, texts: ImageMetadata.texts(for: record), overwrite: overwrite)
+                print(path)
+            }
+        }
+        if !rescued.isEmpty {
+            throw GenerationError("\(rescued.count) file(s) could not be written where asked: \(rescued.joined(separator: ", "))")
         }
     }
 

@@ -403,6 +403,36 @@ struct HostileInputTests {
                                mentioning: ["--output", "cannot write"])
     }
 
+    @Test("finished work is not lost: an output folder removed during the run sends the image to the temporary folder")
+    func outputFolderRemovedMidRun() throws {
+        let dir = try TemporaryDirectory()
+        let out = dir.path + "/out"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let errPath = dir.path + "/stderr"
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLI.binary)
+        process.arguments = ["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--steps", "2", "--width", "512",
+                             "--height", "512", "--seed", "4", "--precision", "fp32", "--output", out + "/x.png"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        try process.run()
+        let deadline = Date().addingTimeInterval(120)
+        while process.isRunning && Date() < deadline
+                && !((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "").contains("step 2/2") {
+            usleep(500)
+        }
+        try FileManager.default.removeItem(atPath: out)
+        process.waitUntilExit()
+        let stderr = try String(contentsOfFile: errPath, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 1, "\(stderr)")
+        let last = stderr.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("Error: 1 file(s) could not be written where asked: "), "\(stderr)")
+        let rescued = String(last.dropFirst("Error: 1 file(s) could not be written where asked: ".count))
+        defer { try? FileManager.default.removeItem(atPath: rescued) }
+        #expect(try PNGFile.read(rescued).image.width == 512, "\(rescued)")
+    }
+
     @Test("a second Ctrl-C while PNGs are being written leaves no temporary file behind")
     func secondInterruptDuringWrite() throws {
         let dir = try TemporaryDirectory()
