@@ -51,7 +51,11 @@ struct MetadataCommand: ParsableCommand {
         }
         guard report.hasSettings else {
             let keys = texts.map(\.key)
-            throw MetadataError("no generation settings (\(keys.isEmpty ? "no text chunks" : "text chunks: " + keys.prefix(8).joined(separator: ", ")))")
+            var why = keys.isEmpty ? "no text chunks" : "text chunks: " + keys.prefix(8).joined(separator: ", ")
+            if let p = texts.first(where: { $0.key == ImageMetadata.parametersKey }), p.value.utf8.count > ImageMetadata.maxParametersBytes {
+                why += "; its parameters text is \(p.value.utf8.count) bytes, more than the \(ImageMetadata.maxParametersBytes) parsed"
+            }
+            throw MetadataError("no generation settings (\(why))")
         }
         return report
     }
