@@ -196,7 +196,7 @@ static FILE *open_regular(const char *path, char *err, size_t errlen) {
         set_err(err, errlen, errno == ENOENT ? "no such file" : "cannot open file");
         return NULL;
     }
-    struct stat st;
+    struct stat st = {0};
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         set_err(err, errlen, S_ISDIR(st.st_mode) ? "is a folder, not a PNG file" : "not a regular file");

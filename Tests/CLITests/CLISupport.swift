@@ -110,7 +110,7 @@ extension CLI {
         var pid: pid_t = 0
         let started = Date()
         let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
-        guard rc == 0 else { throw CheckpointLikeError("posix_spawn failed: \(rc)") }
+        guard rc == 0 else { throw SpawnError("posix_spawn failed: \(rc)") }
         let killed = KillFlag()
         let child = pid
         let killer = DispatchWorkItem {
@@ -136,7 +136,7 @@ final class KillFlag: Sendable {
     let value = Atomic<Bool>(false)
 }
 
-struct CheckpointLikeError: Error, CustomStringConvertible {
+struct SpawnError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
 }
