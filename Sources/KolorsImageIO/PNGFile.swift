@@ -33,13 +33,18 @@ public struct PNGError: Error, CustomStringConvertible, Sendable {
 /// PNG files through libpng, with text metadata (tEXt, zTXt, iTXt).
 public enum PNGFile {
     /// Writes `image` with `texts`. With `atomically` (the default) the image goes to a temporary
-    /// file in the same folder first, is flushed to disk and then renamed over `path`, so a
-    /// crash never leaves a half-written PNG under the final name.
-    public static func write(_ image: RGBImage, to path: String, texts: [PNGText] = [], atomically: Bool = true) throws {
+    /// file in the same folder first (see `TemporaryFiles`), is flushed to disk and then renamed
+    /// over `path`, so a crash never leaves a half-written PNG under the final name. Without
+    /// `overwrite` an existing file at `path` is never replaced (the write throws).
+    public static func write(_ image: RGBImage, to path: String, texts: [PNGText] = [], atomically: Bool = true,
+                             overwrite: Bool = true) throws {
         for t in texts where t.key.isEmpty || t.key.utf8.count > 79 || !t.key.unicodeScalars.allSatisfy({ $0.value >= 32 && $0.value <= 0xFF }) {
             throw PNGError(path: path, message: "invalid text chunk key '\(t.key)' (1–79 Latin-1 characters)")
         }
-        let target = atomically ? temporaryName(for: path) : path
+        if !atomically && !overwrite && access(path, F_OK) == 0 {
+            throw PNGError(path: path, message: "already exists (not replaced)")
+        }
+        let target = atomically ? try TemporaryFiles.create(for: path) : path
         // Encoded values must outlive the C call: keep them in arrays of byte arrays.
         let keys: [[CChar]] = texts.map { latin1CString($0.key) }
         let values: [[CChar]] = texts.map { t in
@@ -53,6 +58,7 @@ public enum PNGFile {
             }
         }
         if let bad = zip(texts, values).first(where: { $0.1.isEmpty }) {
+            if atomically { TemporaryFiles.discard(target) }
             throw PNGError(path: path, message: "text chunk '\(bad.0.key)' is not Latin-1; store it as iTXt")
         }
         var err = [CChar](repeating: 0, count: 256)
@@ -77,19 +83,25 @@ public enum PNGFile {
             }
         }
         if rc != 0 {
-            if atomically { unlink(target) }
+            if atomically { TemporaryFiles.discard(target) }
             throw PNGError(path: path, message: cMessage(err))
         }
         if atomically {
-            try syncAndRename(target, to: path)
+            try TemporaryFiles.commit(target, to: path, overwrite: overwrite)
         }
     }
 
-    /// Reads a PNG as 8-bit RGB (alpha dropped, grey and palettes expanded) and its text chunks.
-    public static func read(_ path: String, maxPixels: Int = 1 << 28) throws -> (image: RGBImage, texts: [PNGText]) {
+    /// The default bound on width × height for `read`: 8192² (192 MiB of RGB).
+    public static let defaultMaxPixels = 1 << 26
+
+    /// Reads a PNG as 8-bit RGB (alpha dropped, grey and palettes expanded) and, with `texts`,
+    /// its text chunks (without, they are skipped unread). Images over `maxPixels` are refused
+    /// before their pixels are decoded.
+    public static func read(_ path: String, maxPixels: Int = defaultMaxPixels,
+                            texts wantTexts: Bool = true) throws -> (image: RGBImage, texts: [PNGText]) {
         var img = kp_image()
         var err = [CChar](repeating: 0, count: 256)
-        guard kp_read(path, UInt64(maxPixels), &img, &err, err.count) == 0 else {
+        guard kp_read(path, UInt64(max(0, maxPixels)), wantTexts ? 1 : 0, &img, &err, err.count) == 0 else {
             throw PNGError(path: path, message: cMessage(err))
         }
         defer { kp_image_free(&img) }
@@ -139,10 +151,20 @@ public enum PNGFile {
         return out
     }
 
+    /// Latin-1 to a String in one pass: the UTF-8 bytes are built in bulk (ASCII copied, every
+    /// byte ≥ 0x80 as two bytes), not one scalar append at a time.
     private static func decodeLatin1(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
-        var s = String.UnicodeScalarView()
-        for b in bytes { s.append(Unicode.Scalar(b)) }
-        return String(s)
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(bytes.count + bytes.count / 4)
+        for b in bytes {
+            if b < 0x80 {
+                utf8.append(b)
+            } else {
+                utf8.append(0xC0 | (b >> 6))
+                utf8.append(0x80 | (b & 0x3F))
+            }
+        }
+        return String(decoding: utf8, as: UTF8.self)
     }
 
     private static func latin1CString(_ s: String) -> [CChar] {
@@ -159,29 +181,6 @@ public enum PNGFile {
         }
         return body(pointers.map { UnsafePointer($0) })
     }
-}
-
-/// A unique temporary name next to `path` (same directory, so rename is atomic).
-func temporaryName(for path: String) -> String {
-    let slash = path.lastIndex(of: "/")
-    let dir = slash.map { String(path[...$0]) } ?? ""
-    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
-    return "\(dir).\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-}
-
-/// fsync `temp`, rename it to `path`, then fsync the directory.
-func syncAndRename(_ temp: String, to path: String) throws {
-    let fd = open(temp, O_RDONLY)
-    if fd >= 0 { _ = fsync(fd); close(fd) }
-    guard rename(temp, path) == 0 else {
-        let message = String(cString: strerror(errno))
-        unlink(temp)
-        throw PNGError(path: path, message: "rename failed: \(message)")
-    }
-    let slash = path.lastIndex(of: "/")
-    let dir = slash.map { String(path[..<$0]) } ?? "."
-    let dfd = open(dir.isEmpty ? "/" : dir, O_RDONLY)
-    if dfd >= 0 { _ = fsync(dfd); close(dfd) }
 }
 
 /// The text of a NUL-terminated C buffer.

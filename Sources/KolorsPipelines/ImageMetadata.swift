@@ -188,24 +188,127 @@ public enum ImageMetadata {
         return nil
     }
 
-    /// The key/value pattern A1111 uses (from its `parse_generation_parameters`).
-    nonisolated(unsafe) private static let parameterPattern =
-        try! Regex(#"\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)"#)
+    /// The longest `parameters` text parsed (UTF-8 bytes). Real ones are a few kB; a prompt
+    /// pasted whole may reach tens of kB. Longer text is not parsed at all.
+    public static let maxParametersBytes = 256 << 10
 
-    /// `<lora:name>` or `<lora:name:weight>` in an A1111 prompt.
-    nonisolated(unsafe) private static let loraTagPattern = try! Regex(#"<lora:([^:>]+)(?::([-+0-9.eE]+))?[^>]*>"#)
-
-    /// All key/value pairs on one A1111 parameter line.
+    /// All key/value pairs on one A1111 parameter line: what A1111's pattern
+    /// `\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)` finds with repeated searches,
+    /// computed by a hand-written scanner in one left-to-right pass (the regex backtracks:
+    /// quadratic on a long line without colons). Values keep their quotes.
     public static func parameterPairs(_ line: String) -> [(key: String, value: String)] {
-        line.matches(of: parameterPattern).compactMap { m in
-            guard let k = m.output[1].substring, let v = m.output[2].substring else { return nil }
-            return (String(k), String(v))
+        let c = Array(line)
+        let n = c.count
+        func isWord(_ ch: Character) -> Bool { ch.isLetter || ch.isNumber || ch == "_" }
+        func inKey(_ ch: Character) -> Bool { isWord(ch) || ch == " " || ch == "-" || ch == "/" }
+        var pairs: [(key: String, value: String)] = []
+        var p = 0
+        while p < n {
+            // \s* then the key: a word character and at least one more key character, then ':'.
+            // The key is the whole run of key characters (a shorter one is never followed by
+            // ':'), so when it fails every start inside the run fails the same way: resume
+            // after the run, which keeps the pass linear.
+            var q = p
+            while q < n && c[q].isWhitespace { q += 1 }
+            guard q < n else { break }
+            guard isWord(c[q]) else { p = q + 1; continue }
+            var r = q + 1
+            while r < n && inKey(c[r]) { r += 1 }
+            guard r - q >= 2, r < n, c[r] == ":" else { p = max(r, p + 1); continue }
+            let key = String(c[q..<r])
+            var v = r + 1
+            while v < n && c[v].isWhitespace { v += 1 }
+            // A quoted value (backslash escapes, at least one character) counts only when a
+            // comma or the end follows its closing quote; otherwise the value runs to the comma.
+            if v < n && c[v] == "\"" {
+                var j = v + 1, inner = 0, closed = false
+                while j < n {
+                    if c[j] == "\\" {
+                        guard j + 1 < n else { break }
+                        j += 2
+                    } else if c[j] == "\"" {
+                        closed = true
+                        break
+                    } else {
+                        j += 1
+                    }
+                    inner += 1
+                }
+                if closed && inner > 0 && (j + 1 == n || c[j + 1] == ",") {
+                    pairs.append((key, String(c[v...j])))
+                    p = j + 2
+                    continue
+                }
+            }
+            var e = v
+            while e < n && c[e] != "," { e += 1 }
+            pairs.append((key, String(c[v..<e])))
+            p = e + 1
         }
+        return pairs
+    }
+
+    /// Takes A1111's `<lora:NAME>` / `<lora:NAME:WEIGHT…>` tags out of a prompt (as the pattern
+    /// `<lora:([^:>]+)(?::([-+0-9.eE]+))?[^>]*>` would, scanned once): the prompt without the
+    /// tags, and each tag's name and weight (1 when absent or not a number).
+    static func extractLoRATags(_ prompt: String) -> (prompt: String, loras: [GenerationParameters.LoRASettings]) {
+        let c = Array(prompt)
+        let n = c.count
+        let opener = Array("<lora:")
+        var out: [Character] = []
+        out.reserveCapacity(n)
+        var loras: [GenerationParameters.LoRASettings] = []
+        var i = 0
+        // Where the next '>' is at or after a position (none left: no further tag can close).
+        var nextClose = 0
+        while i < n {
+            guard c[i] == "<", i + opener.count <= n, Array(c[i..<(i + opener.count)]) == opener else {
+                out.append(c[i]); i += 1; continue
+            }
+            let nameStart = i + opener.count
+            var k = nameStart
+            while k < n && c[k] != ":" && c[k] != ">" { k += 1 }
+            guard k > nameStart else { out.append(c[i]); i += 1; continue }
+            var weight: Float = 1
+            if k < n && c[k] == ":" {
+                var w = k + 1
+                while w < n && "+-0123456789.eE".contains(c[w]) { w += 1 }
+                if w > k + 1, let f = Float(String(c[(k + 1)..<w])), f.isFinite { weight = f }
+            }
+            if nextClose < k { nextClose = k }
+            while nextClose < n && c[nextClose] != ">" { nextClose += 1 }
+            guard nextClose < n else { out.append(contentsOf: c[i...]); break }
+            loras.append(.init(path: String(c[nameStart..<k]), weight: weight))
+            i = nextClose + 1
+        }
+        return (String(out), loras)
+    }
+
+    /// Runs of spaces become one space, and spaces around line breaks go (what removing LoRA
+    /// tags leaves behind), in one pass.
+    static func tidySpaces(_ text: String) -> String {
+        var out = ""
+        var pendingSpace = false
+        for ch in text {
+            if ch == " " { pendingSpace = true; continue }
+            if ch == "\n" {
+                pendingSpace = false
+                out.append(ch)
+                continue
+            }
+            if pendingSpace && !(out.last == "\n") { out.append(" ") }
+            pendingSpace = false
+            out.append(ch)
+        }
+        if pendingSpace && !out.isEmpty && out.last != "\n" { out.append(" ") }
+        return out
     }
 
     /// Parses A1111 `parameters` text into our parameters. Unknown keys are kept in `fields`;
-    /// settings we cannot honour are listed in `warnings`. Returns nil for empty text.
+    /// settings we cannot honour are listed in `warnings`. Returns nil for empty text and for
+    /// text over `maxParametersBytes`. Linear in the text's length.
     public static func parseA1111(_ text: String) -> ParsedImageMetadata? {
+        guard text.utf8.count <= maxParametersBytes else { return nil }
         let normalized = text.replacingOccurrences(of: "\r\n", with: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
         guard !normalized.isEmpty else { return nil }
         var lines = normalized.components(separatedBy: "\n")
@@ -229,15 +332,9 @@ public enum ImageMetadata {
             }
         }
         // <lora:name:weight> tags in the prompt are LoRA settings, not text for the model.
-        var loras: [GenerationParameters.LoRASettings] = []
-        prompt = prompt.replacing(loraTagPattern) { m in
-            let name = String(m.output[1].substring ?? "")
-            let weight = m.output[2].substring.flatMap { Float($0) } ?? 1
-            loras.append(.init(path: name, weight: weight))
-            return ""
-        }
+        let (untagged, loras) = extractLoRATags(prompt)
         if !loras.isEmpty {
-            prompt = prompt.replacing(#/ {2,}/#, with: " ").replacing(#/ *\n */#, with: "\n").trimmingCharacters(in: .whitespaces)
+            prompt = tidySpaces(untagged).trimmingCharacters(in: .whitespaces)
         }
         var p = GenerationParameters(prompt: prompt, negativePrompt: negative, loras: loras)
         var warnings: [String] = []
@@ -255,7 +352,7 @@ public enum ImageMetadata {
             case "Sampler": sampler = v
             case "Schedule type": scheduleType = v
             case "CFG scale":
-                if let g = Float(v) { p.guidance = g } else { warnings.append("CFG scale '\(v)' is not a number") }
+                if let g = Float(v), g.isFinite { p.guidance = g } else { warnings.append("CFG scale '\(v)' is not a number") }
             case "Seed":
                 if let s = UInt64(v) { p.seed = s } else if let s = Int64(v) {
                     warnings.append("seed \(s) is negative (random in A1111); kept the default seed")
@@ -268,15 +365,18 @@ public enum ImageMetadata {
                 } else { warnings.append("Size '\(v)' is not W×H") }
             case "Model": p.model = v
             case "Denoising strength":
-                if let s = Float(v) { p.strength = s }
+                if let s = Float(v), s.isFinite { p.strength = s }
             case "Batch size":
                 if let n = Int(v), n > 0 { p.imagesPerPrompt = n }
             case "Batch pos":
                 if let n = Int(v), n >= 0 { batchIndex = n }
             case "Lora hashes":
+                // The first LoRA of each name gets the hash (a dictionary: linear however many).
+                var firstIndex: [String: Int] = [:]
+                for (i, l) in p.loras.enumerated() where firstIndex[l.path] == nil { firstIndex[l.path] = i }
                 for item in v.split(separator: ",") {
                     let parts = item.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                    if parts.count == 2, let i = p.loras.firstIndex(where: { $0.path == parts[0] }) { p.loras[i].hash = parts[1] }
+                    if parts.count == 2, let i = firstIndex[parts[0]] { p.loras[i].hash = parts[1] }
                 }
 
             default: break

@@ -16,6 +16,7 @@ public enum LatentPreview {
 
     /// Maps a CHW latent (4 × height × width floats, model space) to an RGB image of the same
     /// height and width: x = bias + Σ latent·factor, clamped to [-1, 1], then (x + 1)·127.5.
+    /// NaN (a step that overflowed) shows as black instead of trapping in the UInt8 conversion.
     public static func rgb(latent: [Float], height: Int, width: Int,
                            factors: [[Float]] = sdxlFactors, bias: [Float] = sdxlBias) -> RGBImage {
         let plane = height * width
@@ -28,7 +29,7 @@ public enum LatentPreview {
                     let c0 = l[i], c1 = l[plane + i], c2 = l[2 * plane + i], c3 = l[3 * plane + i]
                     for k in 0..<3 {
                         var x = bias[k] + c0 * factors[0][k] + c1 * factors[1][k] + c2 * factors[2][k] + c3 * factors[3][k]
-                        x = min(max(x, -1), 1)
+                        x = x.isNaN ? -1 : min(max(x, -1), 1)
                         out[3 * i + k] = UInt8(((x + 1) * 127.5).rounded())
                     }
                 }

@@ -16,6 +16,14 @@ struct GenerateCommand: ParsableCommand {
         (torch's CPU generator is reproduced). Every PNG carries A1111-style `parameters` and a \
         complete JSON record of the settings. Ctrl-C stops after the current step and writes nothing.
 
+        Output files are checked before anything loads: the folder must exist and be writable, \
+        and an existing file is an error unless --overwrite is given. Limits: sizes up to \
+        \(GenerationRequest.maxSide) pixels a side (--image and --ip-image too), at most \
+        \(GenerationRequest.maxImages) images per run (prompts × --num-images), guidance \
+        \(Int(GenerationRequest.guidanceRange.lowerBound))…\(Int(GenerationRequest.guidanceRange.upperBound)), \
+        LoRA weights and --ip-scale \(Int(GenerationRequest.adapterScaleRange.lowerBound))…\(Int(GenerationRequest.adapterScaleRange.upperBound)), \
+        --threads 1…\(EngineThreads.maximum).
+
         Examples:
           kolors generate --model ~/models/Kolors-diffusers --prompt "一只可爱的小猫, 4K" --seed 66
           kolors generate --model Kwai-Kolors/Kolors-diffusers --prompt "a lighthouse at dusk" \\
@@ -54,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Scheduler: \(SchedulerKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var scheduler: String = SchedulerKind.euler.rawValue
 
-    @Option(name: .long, help: "Images per prompt.")
+    @Option(name: .long, help: "Images per prompt (all prompts together: at most \(GenerationRequest.maxImages)).")
     var numImages: Int = 1
 
     @Option(name: .long, help: "img2img: the source PNG (output size follows it, rounded down to a multiple of 8).")
@@ -63,13 +71,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "img2img: how much of the schedule is re-noised, 0…1.")
     var strength: Double = 0.3
 
-    @Option(name: .long, help: "Output PNG (several images get -0, -1 … before the extension).")
+    @Option(name: .long, help: "Output PNG (several images get -0, -1 … before the extension; default: kolors-<time>-<seed>.png here).")
     var output: String?
+
+    @Flag(name: .long, help: "Replace existing output files; without it an existing --output (or --save-latents) file is an error, reported before anything loads.")
+    var overwrite = false
 
     @Option(name: .long, help: "Also write the final latents of the batch (before VAE scaling) as float32 .npy.")
     var saveLatents: String?
 
-    @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
+    @Option(name: .long, help: "Threads for BLAS and element-wise loops, 1…\(EngineThreads.maximum) (default: all cores).")
     var threads: Int?
 
     @Flag(name: .long, help: "Decode in overlapping 512-pixel tiles, blended as diffusers' vae.enable_tiling() does: bounded memory for large images.")
@@ -128,8 +139,24 @@ struct GenerateCommand: ParsableCommand {
         let kind = try SchedulerKind(name: scheduler)
         guard steps > 0 else { throw GenerationError("--steps must be at least 1 (got \(steps))") }
         guard guidance.isFinite else { throw GenerationError("--guidance must be a number (got \(guidance))") }
-        guard numImages >= 1 else { throw GenerationError("--num-images must be at least 1") }
+        let maxImages = GenerationRequest.maxImages
+        guard (1...maxImages).contains(numImages) else {
+            throw GenerationError("--num-images must be between 1 and \(maxImages) (got \(numImages))")
+        }
+        let (total, overflow) = prompt.count.multipliedReportingOverflow(by: numImages)
+        guard !overflow, total <= maxImages else {
+            throw GenerationError("\(prompt.count) prompts × --num-images \(numImages) is more than the \(maxImages) images one run can make")
+        }
         if let o = output, !o.lowercased().hasSuffix(".png") { throw GenerationError("--output must end in .png") }
+        if let threads, !(1...EngineThreads.maximum).contains(threads) {
+            throw GenerationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
+        }
+        let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        // Where the results go is checked first: a missing or read-only folder, or a file in
+        // the way, must not cost a whole generation.
+        let paths = Self.outputPaths(output ?? Self.defaultOutput(seed: seed), count: total)
+        try Self.checkOutputs(paths, flag: "--output", overwrite: overwrite)
+        if let saveLatents { try Self.checkOutputs([saveLatents], flag: "--save-latents", overwrite: overwrite) }
         EngineThreads.configure(threads)
 
         var request = GenerationRequest(prompts: prompt)
@@ -138,14 +165,17 @@ struct GenerateCommand: ParsableCommand {
         request.height = height
         request.steps = steps
         request.guidance = guidance
-        request.seed = seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        request.seed = seed
         request.scheduler = kind
         request.imagesPerPrompt = numImages
         request.strength = strength
         request.vaeTileLatent = vaeTiling ? 64 : nil
+        // Input images are refused before their pixels are decoded when far over the size
+        // limit (the pipeline then checks the exact sides); their text chunks are not read.
+        let maxInputPixels = (GenerationRequest.maxSide + 7) * (GenerationRequest.maxSide + 7)
         if let image {
             do {
-                request.initImage = try PNGFile.read(image).image
+                request.initImage = try PNGFile.read(image, maxPixels: maxInputPixels, texts: false).image
             } catch {
                 throw GenerationError("cannot read --image: \(error)")
             }
@@ -155,7 +185,7 @@ struct GenerateCommand: ParsableCommand {
             guard let ipImage else { throw GenerationError("--ip-adapter needs a reference image: add --ip-image PNG") }
             let reference: RGBImage
             do {
-                reference = try PNGFile.read(ipImage).image
+                reference = try PNGFile.read(ipImage, maxPixels: maxInputPixels, texts: false).image
             } catch {
                 throw GenerationError("cannot read --ip-image: \(error)")
             }
@@ -177,8 +207,6 @@ struct GenerateCommand: ParsableCommand {
         try pipeline.validate(request)
         let outW = request.initImage.map { $0.width - $0.width % 8 } ?? request.width ?? pipeline.defaultSize
         let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
-        let total = prompt.count * numImages
-        let paths = Self.outputPaths(output ?? Self.defaultOutput(seed: request.seed), count: total)
         var extras = ""
         if request.ipAdapter != nil { extras += ", IP-Adapter scale \(ImageMetadata.formatFloat(ipScale))" }
         if !request.loras.isEmpty { extras += ", " + Self.loraTags(request.loras) }
@@ -204,8 +232,29 @@ struct GenerateCommand: ParsableCommand {
             throw ExitCode(130)
         }
         progress.finish()
+        for warning in result.warnings { FileHandle.standardError.write(Data("kolors: warning: \(warning)\n".utf8)) }
 
-        if let saveLatents { try NumpyFile.write(result.latents, to: saveLatents) }
+        // Finished work is never dropped: a file that cannot be written where asked (its folder
+        // vanished, a file appeared there meanwhile) goes to the temporary folder instead, and
+        // the run still ends with an error that says where.
+        var rescued: [String] = []
+        func save(_ path: String, _ write: (String) throws -> Void) {
+            do {
+                try write(path)
+                return
+            } catch {
+                let fallback = (NSTemporaryDirectory() as NSString).appendingPathComponent(
+                    "kolors-rescued-\(getpid())-\((path as NSString).lastPathComponent)")
+                if (try? write(fallback)) != nil {
+                    FileHandle.standardError.write(Data("kolors: warning: cannot write \(path) (\(error)); saved as \(fallback)\n".utf8))
+                    rescued.append(fallback)
+                } else {
+                    FileHandle.standardError.write(Data("kolors: warning: cannot write \(path) (\(error))\n".utf8))
+                    rescued.append("(lost) " + path)
+                }
+            }
+        }
+        if let saveLatents { save(saveLatents) { try NumpyFile.write(result.latents, to: $0, overwrite: overwrite) } }
         let loraHashes = request.loras.map { try? SafetensorsFile.shortHash(path: $0.path) }
         let modelName = Self.displayName(of: pipeline.model.root)
         let seconds = Date().timeIntervalSince(started)
@@ -223,8 +272,13 @@ struct GenerateCommand: ParsableCommand {
             var record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
             record.precision = precision.resolved.rawValue
-            try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
-            print(paths[i])
+            save(paths[i]) { path in
+                try PNGFile.write(img, to: path, texts: ImageMetadata.texts(for: record), overwrite: overwrite)
+                print(path)
+            }
+        }
+        if !rescued.isEmpty {
+            throw GenerationError("\(rescued.count) file(s) could not be written where asked: \(rescued.joined(separator: ", "))")
         }
     }
 
@@ -232,6 +286,33 @@ struct GenerateCommand: ParsableCommand {
         let f = DateFormatter()
         f.dateFormat = "yyyyMMdd-HHmmss"
         return "kolors-\(f.string(from: Date()))-\(seed).png"
+    }
+
+    /// Checks, before anything loads, that each path can be written: its folder exists, is a
+    /// folder and takes a new file (probed by creating and removing a temporary file, which
+    /// also catches read-only mounts), and no file is in the way unless `overwrite`.
+    static func checkOutputs(_ paths: [String], flag: String, overwrite: Bool) throws {
+        var probed: Set<String> = []
+        for path in paths {
+            let slash = path.lastIndex(of: "/")
+            let dir = slash.map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) else {
+                throw GenerationError("\(flag) \(path): the folder \(dir) does not exist")
+            }
+            guard isDir.boolValue else { throw GenerationError("\(flag) \(path): \(dir) is not a folder") }
+            if probed.insert(dir).inserted {
+                do {
+                    TemporaryFiles.discard(try TemporaryFiles.create(for: path))
+                } catch let e as PNGError {
+                    throw GenerationError("\(flag) \(path): cannot write in \(dir): \(e.message)")
+                }
+            }
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+                if isDir.boolValue { throw GenerationError("\(flag) \(path) is a folder") }
+                if !overwrite { throw GenerationError("\(flag) \(path) already exists; add --overwrite to replace it") }
+            }
+        }
     }
 
     /// `out.png` for one image; `out-0.png`, `out-1.png` … for several.
@@ -289,7 +370,8 @@ final class ProgressLine: @unchecked Sendable {
     }
 
     static func clock(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
+        guard seconds.isFinite, seconds < 1e9 else { return "?" }
+        let s = Int(max(0, seconds).rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
     }
 }
@@ -309,7 +391,8 @@ final class InterruptHandler: @unchecked Sendable {
                     FileHandle.standardError.write(Data("\nkolors: stopping after the current step (Ctrl-C again to quit now)\n".utf8))
                     onInterrupt()
                 } else {
-                    exit(130)
+                    // Quit now, but leave no half-written `.NAME.png.tmp-*` behind.
+                    TemporaryFiles.removeAllAndExit(130)
                 }
             }
             source.resume()
@@ -326,7 +409,7 @@ final class InterruptHandler: @unchecked Sendable {
 
 /// Writes float32 tensors as NumPy `.npy` files (format 1.0), atomically.
 enum NumpyFile {
-    static func write(_ t: Tensor, to path: String) throws {
+    static func write(_ t: Tensor, to path: String, overwrite: Bool = true) throws {
         let shape = t.shape.map(String.init).joined(separator: ", ") + (t.rank == 1 ? "," : "")
         var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape)), }"
         let unpadded = 10 + header.utf8.count + 1
@@ -336,7 +419,7 @@ enum NumpyFile {
         data.append(contentsOf: [UInt8(len & 0xFF), UInt8(len >> 8)])
         data.append(Data(header.utf8))
         data.append(Data(bytes: t.pointer, count: t.count * 4))
-        try AtomicFile.write(data, to: path)
+        try TemporaryFiles.write([UInt8](data), to: path, overwrite: overwrite)
     }
 }
 

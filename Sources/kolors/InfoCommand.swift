@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KolorsEngine
 import KolorsModels
+import KolorsPipelines
 
 /// `kolors info`: what a checkpoint folder holds and whether the engine can run it.
 struct InfoCommand: ParsableCommand {
@@ -37,14 +38,21 @@ struct InfoCommand: ParsableCommand {
                 let tok = try ChatGLMTokenizer.load(from: m)
                 print("  vocabulary   \(tok.vocabSize) ids (\(tok.sentencePiece.vocabSize) SentencePiece pieces + specials)")
             case "scheduler":
-                let path = m.directory(of: "scheduler") + "/scheduler_config.json"
-                guard let data = FileManager.default.contents(atPath: path),
-                      let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                    throw CheckpointError("scheduler: \(path) is missing or not JSON")
-                }
-                let keys = ["num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type", "timestep_spacing", "steps_offset"]
-                print("  " + keys.compactMap { k in json[k].map { "\(k)=\($0)" } }.joined(separator: ", "))
+                // Read and range-checked as generate reads it.
+                let config = try SchedulerConfig(contentsOf: m.directory(of: "scheduler") + "/scheduler_config.json")
+                let values: [(String, Any?)] = [
+                    ("num_train_timesteps", config.numTrainTimesteps), ("beta_start", config.betaStart),
+                    ("beta_end", config.betaEnd), ("beta_schedule", config.betaSchedule),
+                    ("prediction_type", config.predictionType), ("timestep_spacing", config.timestepSpacing),
+                    ("steps_offset", config.stepsOffset),
+                ]
+                print("  " + values.compactMap { k, v in v.map { "\(k)=\($0)" } }.joined(separator: ", "))
             case "text_encoder", "unet", "vae":
+                switch c.name {  // decoded and range-checked as generate decodes them
+                case "unet": _ = try m.config("unet", as: UNet2DConditionConfig.self)
+                case "vae": _ = try m.config("vae", as: AutoencoderKLConfig.self)
+                default: _ = try m.config("text_encoder", as: ChatGLMConfig.self)
+                }
                 let archive = try m.weights(c.name, variant: variant)
                 print(describe(archive, component: c.name), terminator: "")
                 if loadWeights { print(try validate(c.name, m, archive: archive), terminator: "") }
@@ -52,13 +60,12 @@ struct InfoCommand: ParsableCommand {
                 print("  (not used by Kolors Studio)")
             }
         }
+        let textEncoder = try m.config("text_encoder", as: ChatGLMConfig.self)
+        try ChatGLMTokenizer.load(from: m).checkFits(textEncoder)
+        try KolorsPipeline.checkComponentsFit(unet: try m.config("unet", as: UNet2DConditionConfig.self),
+                                              vae: try m.config("vae", as: AutoencoderKLConfig.self), textEncoder: textEncoder)
         print("\ncompute  --precision \(PrecisionOption.auto.summary); \(EngineThreads.count) threads")
         if loadWeights {
-            let tok = try ChatGLMTokenizer.load(from: m)
-            let te = try m.config("text_encoder", as: ChatGLMConfig.self)
-            guard tok.vocabSize <= te.paddedVocabSize else {
-                throw CheckpointError("tokenizer has \(tok.vocabSize) ids but the text encoder embeds only \(te.paddedVocabSize)")
-            }
             print("\nAll weights mapped and checked: the checkpoint is usable.")
         }
     }
@@ -99,9 +106,28 @@ struct InfoCommand: ParsableCommand {
             let loader = WeightLoader(component: "text_encoder", archive: archive, residency: .mapped, aliases: ChatGLMConfig.weightAliases)
             unused = try ChatGLMModel(config: try m.config("text_encoder", as: ChatGLMConfig.self), weights: loader).unusedWeights
         }
+        try checkValues(component, archive)
         if unused.isEmpty { return "  weights      every tensor matches the architecture\n" }
         let list = unused.prefix(5).joined(separator: ", ") + (unused.count > 5 ? ", …" : "")
         return "  weights      all required tensors match; \(unused.count) extra tensor(s) ignored: \(list)\n"
+    }
+}
+
+/// Reads every stored value once: NaN or ±∞ anywhere, or fp16 values saturated at ±65504,
+/// make the checkpoint unusable (every image would come out NaN). Pages are released after
+/// each tensor, so this streams through the files without growing the resident size.
+private func checkValues(_ component: String, _ archive: SafetensorsArchive) throws {
+    for file in archive.files {
+        for name in file.names {
+            let t = try file.mapped(name)
+            let (nonFinite, atLimit) = t.scanValues()
+            t.releasePages()
+            let where_ = "\(component): \((file.path as NSString).lastPathComponent) tensor '\(name)'"
+            if nonFinite > 0 { throw CheckpointError("\(where_) holds \(nonFinite) NaN or infinite values") }
+            if atLimit > 0 {
+                throw CheckpointError("\(where_) holds \(atLimit) values at ±65504, the fp16 limit (saturated by an overflowing conversion)")
+            }
+        }
     }
 }
 

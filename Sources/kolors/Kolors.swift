@@ -27,6 +27,14 @@ struct Kolors: ParsableCommand {
         Kwai-Kolors/Kolors-diffusers with --model DIR.
         """,
         version: KolorsVersion.string,
-        subcommands: [StudioCommand.self, GenerateCommand.self, InfoCommand.self, TokenizeCommand.self, BenchCommand.self]
+        subcommands: [StudioCommand.self, GenerateCommand.self, InfoCommand.self, MetadataCommand.self, TokenizeCommand.self,
+                      BenchCommand.self]
     )
+}
+
+/// A flag value a command refuses; printed as one line, "Error: <message>", with exit status 1
+/// (ArgumentParser's ValidationError would add the usage text).
+struct UsageError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
 }

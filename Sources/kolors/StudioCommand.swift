@@ -69,7 +69,9 @@ struct StudioCommand: ParsableCommand {
     var loraDir: [String] = []
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if let threads, !(1...EngineThreads.maximum).contains(threads) {
+            throw ValidationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
+        }
         _ = try adapterOptions()
     }
 

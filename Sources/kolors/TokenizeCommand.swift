@@ -18,17 +18,19 @@ struct TokenizeCommand: ParsableCommand {
     @Option(name: .long, help: "A Kolors-diffusers folder, a Hugging Face cache folder, or a repository id.")
     var model: String
 
-    @Option(name: .long, help: "Sequence length (the pipeline uses 256).")
+    /// Far beyond ChatGLM3's 32k context; each text's three rows are this long.
+    static let maxLengthLimit = 65536
+
+    @Option(name: .long, help: "Sequence length, 2…\(maxLengthLimit) (the pipeline uses 256).")
     var maxLength: Int = 256
 
     @Argument(help: "Texts to tokenize (put -- before texts that start with a dash).")
     var texts: [String] = []
 
-    func validate() throws {
-        guard maxLength >= 2 else { throw ValidationError("--max-length must be at least 2.") }
-    }
-
     func run() throws {
+        guard (2...Self.maxLengthLimit).contains(maxLength) else {
+            throw UsageError("--max-length must be between 2 and \(Self.maxLengthLimit) (got \(maxLength))")
+        }
         let tokenizer = try ChatGLMTokenizer.load(from: try DiffusersModel(model))
         var output = ""
         for text in texts {

@@ -1,5 +1,9 @@
 import Foundation
 import KolorsTestSupport
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs the built `kolors` binary (`.build/debug/kolors`, built by `swift build --build-tests`).
 enum CLI {
@@ -61,4 +65,78 @@ extension CLI {
         }
         return (num / den).squareRoot()
     }
+}
+
+
+extension CLI {
+    /// How a run of the binary ended, measured from outside.
+    struct Outcome: CustomStringConvertible {
+        /// Exit status (nil when killed by a signal).
+        let status: Int32?
+        /// The signal that ended it (a trap is SIGILL or SIGTRAP, an abort SIGABRT).
+        let signal: Int32?
+        /// Killed by us after the time limit: it hung.
+        let timedOut: Bool
+        /// Peak resident memory of the child, bytes.
+        let maxRSS: Int
+        let seconds: Double
+        let stdout: String
+        let stderr: String
+
+        /// The stderr text without surrounding blank lines.
+        var message: String { stderr.trimmingCharacters(in: .whitespacesAndNewlines) }
+        var description: String {
+            "status \(status.map(String.init) ?? "-") signal \(signal.map(String.init) ?? "-") timedOut \(timedOut) rss \(maxRSS >> 20) MiB \(String(format: "%.2f", seconds)) s stderr: \(message.suffix(600))"
+        }
+    }
+
+    /// Runs `kolors arguments…` with posix_spawn and wait4, so that a trap (a signal), a hang
+    /// (killed after `timeout` seconds) and the child's own peak memory are all visible.
+    /// stdin is /dev/null; stdout and stderr go through files. As `run`, `generate` gets
+    /// `--precision fp32` unless one is named.
+    static func runMeasured(_ arguments: [String], timeout: Double = 60) throws -> Outcome {
+        let dir = try TemporaryDirectory()
+        let outPath = dir.path + "/stdout", errPath = dir.path + "/stderr"
+        var arguments = arguments
+        if arguments.first == "generate" && !arguments.contains("--precision") { arguments += ["--precision", "fp32"] }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = Date()
+        let rc = posix_spawn(&pid, binary, &actions, nil, argv, environ)
+        guard rc == 0 else { throw SpawnError("posix_spawn failed: \(rc)") }
+        let killed = KillFlag()
+        let child = pid
+        let killer = DispatchWorkItem {
+            killed.value.store(true, ordering: .relaxed)
+            kill(child, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        killer.cancel()
+        let seconds = Date().timeIntervalSince(started)
+        let signaled = status & 0x7F != 0
+        return Outcome(status: signaled ? nil : (status >> 8) & 0xFF, signal: signaled ? status & 0x7F : nil,
+                       timedOut: killed.value.load(ordering: .relaxed), maxRSS: Int(usage.ru_maxrss) * 1024, seconds: seconds,
+                       stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                       stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+}
+
+/// Set by the timer that kills a hung child.
+final class KillFlag: Sendable {
+    let value = Atomic<Bool>(false)
+}
+
+struct SpawnError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
 }

@@ -37,9 +37,12 @@ typedef struct {
     int *kinds;          // KP_TEXT / KP_ZTXT / KP_ITXT
 } kp_image;
 
-/// Reads any PNG as 8-bit RGB plus every text chunk (before and after the image data).
-/// `max_pixels` bounds width*height (0 = no bound). Returns 0 on success.
-int kp_read(const char *path, uint64_t max_pixels, kp_image *out, char *err, size_t errlen);
+/// Reads any PNG as 8-bit RGB plus, when `want_text`, every text chunk (before and after the
+/// image data). `max_pixels` bounds width*height (0 = no bound). Only regular files are read
+/// (never blocking on a FIFO); libpng's memory, each decompressed chunk and the total text
+/// are capped (see kolors_png.c), so a small hostile file cannot cost gigabytes.
+/// Returns 0 on success.
+int kp_read(const char *path, uint64_t max_pixels, int want_text, kp_image *out, char *err, size_t errlen);
 /// Reads only the header and the text chunks (no pixel decoding), for gallery indexing.
 int kp_read_text(const char *path, kp_image *out, char *err, size_t errlen);
 void kp_image_free(kp_image *img);

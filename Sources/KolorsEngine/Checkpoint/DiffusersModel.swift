@@ -27,8 +27,9 @@ public struct DiffusersModel: Sendable {
     public init(_ spec: String) throws {
         root = try ModelLocator.resolve(spec)
         let path = root + "/model_index.json"
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError("\(path): cannot read (a dangling symlink means an incomplete download)")
+        let data: Data
+        do { data = try RegularFile.read(path) } catch let e as RegularFileError {
+            throw CheckpointError(e.missing ? "\(path): cannot read (a dangling symlink means an incomplete download)" : e.description)
         }
         do { index = try StrictJSONParser.parse([UInt8](data)) } catch {
             throw CheckpointError("\(path): not valid JSON (\(error))")
@@ -111,14 +112,17 @@ public enum WeightLocation: Sendable, Equatable {
     case sharded(index: String)
 }
 
-/// `config.json` decoding with messages that name the file and the key.
+/// `config.json` decoding with messages that name the file and the key. Configs that are
+/// `ValidatedConfig` are range-checked right after decoding.
 public enum ConfigFile {
     public static func decode<T: Decodable>(_ type: T.Type, path: String, component: String) throws -> T {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError("\(component): \(path) is missing or unreadable")
+        let data: Data
+        do { data = try RegularFile.read(path) } catch let e as RegularFileError {
+            throw CheckpointError(e.missing ? "\(component): \(path) is missing or unreadable" : "\(component): \(e)")
         }
+        let value: T
         do {
-            return try JSONDecoder().decode(type, from: data)
+            value = try JSONDecoder().decode(type, from: data)
         } catch DecodingError.keyNotFound(let key, let ctx) {
             let at = (ctx.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: ".")
             throw CheckpointError("\(component)/config.json: missing required key '\(at)'")
@@ -131,5 +135,7 @@ public enum ConfigFile {
         } catch let e as CheckpointError {
             throw CheckpointError("\(component)/config.json: \(e.message)")
         }
+        try (value as? ValidatedConfig)?.validate()
+        return value
     }
 }

@@ -51,7 +51,7 @@ public enum ModelLocator {
     static func snapshot(in repo: String) throws -> String {
         let fm = FileManager.default
         let snapshots = repo + "/snapshots"
-        if let ref = try? String(contentsOfFile: repo + "/refs/main", encoding: .utf8) {
+        if let data = try? RegularFile.read(repo + "/refs/main", maxBytes: 4096), let ref = String(data: data, encoding: .utf8) {
             let rev = ref.trimmingCharacters(in: .whitespacesAndNewlines)
             let dir = snapshots + "/" + rev
             if !rev.isEmpty, !rev.contains("/"), fm.fileExists(atPath: dir + "/model_index.json") { return dir }

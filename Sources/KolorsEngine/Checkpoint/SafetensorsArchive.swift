@@ -29,8 +29,8 @@ public final class SafetensorsArchive: @unchecked Sendable {
     public convenience init(index path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw CheckpointError("\(path): cannot read the shard index")
+        do { data = try RegularFile.read(path) } catch {
+            throw CheckpointError("cannot read the shard index \(error)")
         }
         let root: JSONValue
         do { root = try StrictJSONParser.parse([UInt8](data)) } catch {

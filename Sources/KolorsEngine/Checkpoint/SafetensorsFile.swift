@@ -41,7 +41,8 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO in place of the file must not block here; fstat refuses it below.
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else {
             throw CheckpointError("\(path): cannot open (\(String(cString: strerror(errno))))")
         }
@@ -253,6 +254,35 @@ public struct MappedTensor: @unchecked Sendable {
         let alignedEnd = end / page * page
         guard alignedEnd > alignedStart else { return }
         _ = madvise(UnsafeMutableRawPointer(bitPattern: alignedStart), alignedEnd - alignedStart, MADV_DONTNEED)
+    }
+
+    /// Counts stored values that are NaN or ±∞, and fp16 values at ±65504 (the largest fp16:
+    /// where an overflowing float32→fp16 conversion saturates), from the bits, without
+    /// converting. Integer dtypes count nothing. For `kolors info --load-weights`.
+    public func scanValues() -> (nonFinite: Int, fp16Limit: Int) {
+        let n = count
+        var bad = 0, limit = 0
+        switch dtype {
+        case .f16:
+            let p = data.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n {
+                let magnitude = p[i] & 0x7FFF
+                bad += magnitude >= 0x7C00 ? 1 : 0
+                limit += magnitude == 0x7BFF ? 1 : 0
+            }
+        case .bf16:
+            let p = data.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { bad += p[i] & 0x7F80 == 0x7F80 ? 1 : 0 }
+        case .f32:
+            let p = data.assumingMemoryBound(to: UInt32.self)
+            for i in 0..<n { bad += p[i] & 0x7F80_0000 == 0x7F80_0000 ? 1 : 0 }
+        case .f64:
+            let p = data.assumingMemoryBound(to: UInt64.self)
+            for i in 0..<n { bad += p[i] & 0x7FF0_0000_0000_0000 == 0x7FF0_0000_0000_0000 ? 1 : 0 }
+        default:
+            break
+        }
+        return (bad, limit)
     }
 
     /// Integer values (for I64/I32 buffers such as position ids).

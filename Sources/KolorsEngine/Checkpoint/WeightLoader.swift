@@ -122,7 +122,11 @@ public final class WeightLoader: @unchecked Sendable {
         }
         switch residency ?? self.residency {
         case .mapped where m.dtype != .f64 && m.dtype != .i64 && m.dtype != .i32:
-            return Weight(mapped: m, usedOncePerRun: once)
+            if m.shape == shape { return Weight(mapped: m, usedOncePerRun: once) }
+            // Stored with other singleton dimensions (a 1×1 convolution kept as [out, in], say):
+            // the same bytes, in the shape the layer asked for, as the resident path reshapes.
+            let info = TensorInfo(name: m.info.name, dtype: m.dtype, shape: shape, range: m.info.range)
+            return Weight(mapped: MappedTensor(info: info, data: m.data, file: m.file), usedOncePerRun: once)
         default:
             noteConverted(m.count)
             return Weight(try m.toFloat32().reshaped(shape), usedOncePerRun: once)

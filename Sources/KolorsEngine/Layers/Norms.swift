@@ -13,6 +13,11 @@ public struct GroupNorm: Sendable {
     }
 
     public init(_ w: WeightScope, groups: Int, channels: Int, eps: Float) throws {
+        // A group count that does not divide the channels would leave part of the output
+        // unwritten (uninitialised memory); configs are checked earlier, this is the backstop.
+        guard groups >= 1, channels % groups == 0 else {
+            throw CheckpointError("\(w.prefix.dropLast()): \(channels) channels do not split into \(groups) norm groups")
+        }
         self.init(groups: groups, weight: try w.tensor("weight", shape: [channels]),
                   bias: try w.tensor("bias", shape: [channels]), eps: eps)
     }

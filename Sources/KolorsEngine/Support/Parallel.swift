@@ -18,9 +18,14 @@ public enum EngineThreads {
         return c > 0 ? c : available
     }
 
-    /// Sets the thread count for BLAS and element-wise loops (nil or ≤ 0: all cores).
+    /// The most threads a command accepts: far more than any CPU here benefits from, and few
+    /// enough that BLAS and the loop workers start promptly.
+    public static let maximum = 256
+
+    /// Sets the thread count for BLAS and element-wise loops (nil or ≤ 0: all cores). Front
+    /// ends check user input against 1…`maximum` first; larger values are clamped here.
     public static func configure(_ n: Int?) {
-        let value = (n ?? 0) > 0 ? n! : available
+        let value = min((n ?? 0) > 0 ? n! : available, maximum)
         configured.store(value, ordering: .relaxed)
         openblas_set_num_threads(Int32(value))
     }

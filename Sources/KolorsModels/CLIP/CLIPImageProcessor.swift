@@ -44,12 +44,21 @@ public struct CLIPImageProcessor: Sendable, Equatable {
     public static func forEncoder(directory: String, imageSize: Int) throws -> CLIPImageProcessor {
         var p = CLIPImageProcessor(imageSize: imageSize)
         let path = directory + "/preprocessor_config.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return p }
+        guard FileManager.default.fileExists(atPath: path) else { return p }
+        let data: Data
+        do { data = try RegularFile.read(path) } catch { throw CheckpointError("\(error)") }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw CheckpointError("\(path): not a JSON object")
         }
         var read = CLIPImageProcessor()
         func num(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
+        /// A size in pixels: a whole number up to the image limit (Int(1e300) would trap).
+        func pixels(_ v: Double, _ key: String) throws -> Int {
+            guard let n = Int(whole: v, in: 1...4096) else {
+                throw CheckpointError("\(path): \(key) must be a whole number of pixels from 1 to 4096 (got \(v))")
+            }
+            return n
+        }
         func bool(_ key: String, _ d: Bool) -> Bool { (json[key] as? Bool) ?? d }
         read.doResize = bool("do_resize", true)
         read.doCenterCrop = bool("do_center_crop", true)
@@ -59,28 +68,33 @@ public struct CLIPImageProcessor: Sendable, Equatable {
         if let m = json["image_mean"] as? [Any], m.count == 3 { read.mean = m.compactMap { num($0).map(Float.init) } }
         if let s = json["image_std"] as? [Any], s.count == 3 { read.std = s.compactMap { num($0).map(Float.init) } }
         if let r = num(json["resample"]) {
-            switch Int(r) {
+            switch Int(whole: r, in: 0...99) {
             case 1: read.resample = .lanczos
             case 2: read.resample = .bilinear
             case 3: read.resample = .bicubic
-            default: throw CheckpointError("\(path): resample \(Int(r)) is not supported (1 lanczos, 2 bilinear, 3 bicubic)")
+            default: throw CheckpointError("\(path): resample \(r) is not supported (1 lanczos, 2 bilinear, 3 bicubic)")
             }
         }
         switch json["size"] {
-        case let n as NSNumber: read.size = .shortestEdge(n.intValue)
+        case let n as NSNumber: read.size = .shortestEdge(try pixels(n.doubleValue, "size"))
         case let d as [String: Any]:
-            if let s = num(d["shortest_edge"]) { read.size = .shortestEdge(Int(s)) }
-            else if let h = num(d["height"]), let w = num(d["width"]) { read.size = .exact(height: Int(h), width: Int(w)) }
+            if let s = num(d["shortest_edge"]) { read.size = .shortestEdge(try pixels(s, "size.shortest_edge")) }
+            else if let h = num(d["height"]), let w = num(d["width"]) {
+                read.size = .exact(height: try pixels(h, "size.height"), width: try pixels(w, "size.width"))
+            }
         default: read.size = .shortestEdge(imageSize)
         }
         switch json["crop_size"] {
-        case let n as NSNumber: (read.cropHeight, read.cropWidth) = (n.intValue, n.intValue)
+        case let n as NSNumber: (read.cropHeight, read.cropWidth) = (try pixels(n.doubleValue, "crop_size"), try pixels(n.doubleValue, "crop_size"))
         case let d as [String: Any]:
-            if let h = num(d["height"]), let w = num(d["width"]) { (read.cropHeight, read.cropWidth) = (Int(h), Int(w)) }
+            if let h = num(d["height"]), let w = num(d["width"]) {
+                (read.cropHeight, read.cropWidth) = (try pixels(h, "crop_size.height"), try pixels(w, "crop_size.width"))
+            }
         default: (read.cropHeight, read.cropWidth) = (imageSize, imageSize)
         }
-        guard read.mean.count == 3, read.std.count == 3, read.std.allSatisfy({ $0 != 0 }) else {
-            throw CheckpointError("\(path): image_mean and image_std need three numbers (std not 0)")
+        guard read.mean.count == 3, read.std.count == 3, read.std.allSatisfy({ $0.isFinite && $0 != 0 }),
+              read.mean.allSatisfy(\.isFinite), read.rescaleFactor.isFinite else {
+            throw CheckpointError("\(path): image_mean and image_std need three finite numbers (std not 0), rescale_factor a finite one")
         }
         let out = read.outputSize
         if out.height == imageSize && out.width == imageSize {
@@ -115,6 +129,11 @@ public struct CLIPImageProcessor: Sendable, Equatable {
         var img = image
         if doResize {
             let (w, h) = resizedSize(width: img.width, height: img.height)
+            // The shortest edge goes to the encoder's size: a very elongated image would become
+            // an enormous intermediate (4096×1 → 917504×224) of which the crop keeps a sliver.
+            guard w <= 8192, h <= 8192 else {
+                throw CheckpointError("CLIP image processor: a \(image.width)×\(image.height) image is too elongated (it would be resized to \(w)×\(h)); crop it first")
+            }
             img = img.resized(width: w, height: h, filter: resample)
         }
         var top = 0, left = 0, outH = img.height, outW = img.width

@@ -2,7 +2,7 @@ import KolorsEngine
 
 /// `image_encoder/config.json`: mirrors transformers' `CLIPVisionConfig` (with its defaults for
 /// absent keys). A full `CLIPConfig` is accepted too: its `vision_config` is used.
-public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
+public struct CLIPVisionConfig: ValidatedConfig, Sendable, Equatable {
     public var hiddenSize = 768
     public var intermediateSize = 3072
     public var numHiddenLayers = 12
@@ -47,6 +47,17 @@ public struct CLIPVisionConfig: Decodable, Sendable, Equatable {
     public var headDim: Int { hiddenSize / numAttentionHeads }
 
     public func validate() throws {
+        // Upper bounds far above ViT-bigG (1664 wide, 48 layers); sizes within the image limit.
+        let c = ConfigChecks(file: "image_encoder/config.json")
+        try c.check("hidden_size", hiddenSize, in: 1...16384)
+        try c.check("intermediate_size", intermediateSize, in: 1...65536)
+        try c.check("num_hidden_layers", numHiddenLayers, in: 1...256)
+        try c.check("num_attention_heads", numAttentionHeads, in: 1...1024)
+        try c.check("num_channels", numChannels, in: 1...16)
+        try c.check("image_size", imageSize, in: 1...4096)
+        try c.check("patch_size", patchSize, in: 1...4096)
+        try c.check("layer_norm_eps", Double(layerNormEps), in: 0...1, openLower: true)
+        if let p = projectionDim { try c.check("projection_dim", p, in: 1...16384) }
         guard hiddenSize > 0, numAttentionHeads > 0, hiddenSize % numAttentionHeads == 0 else {
             throw UnsupportedConfiguration("image_encoder: hidden_size \(hiddenSize) is not a multiple of num_attention_heads \(numAttentionHeads)")
         }

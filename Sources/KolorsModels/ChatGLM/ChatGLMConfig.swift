@@ -1,5 +1,7 @@
+import KolorsEngine
+
 /// `text_encoder/config.json` of Kolors' ChatGLM3 (diffusers' vendored `ChatGLMConfig`).
-public struct ChatGLMConfig: Decodable, Sendable {
+public struct ChatGLMConfig: ValidatedConfig, Sendable {
     public var numLayers: Int
     public var hiddenSize: Int
     public var numAttentionHeads: Int
@@ -54,12 +56,29 @@ public struct ChatGLMConfig: Decodable, Sendable {
     public var rotaryDim: Int { kvChannels / 2 }
 
     public func validate() throws {
+        try checkRanges()
         func bad(_ s: String) -> UnsupportedConfiguration { UnsupportedConfiguration("text_encoder/config.json: \(s)") }
         guard rmsnorm else { throw bad("LayerNorm ChatGLM variants are not supported (rmsnorm must be true)") }
         guard !applyResidualConnectionPostLayernorm else { throw bad("apply_residual_connection_post_layernorm is not supported") }
         guard preSeqLen == nil else { throw bad("prefix tuning (pre_seq_len) is not supported") }
         guard numAttentionHeads % kvHeads == 0 else { throw bad("\(numAttentionHeads) heads do not split into \(kvHeads) groups") }
         guard rotaryDim % 2 == 0 else { throw bad("kv_channels must be divisible by 4") }
+    }
+
+    /// Counts at least 1 and upper bounds far above ChatGLM3-6B (28 layers, 4096 wide, 32 heads
+    /// of 128, 2 groups, 13696 FFN, 65024 ids), checked before any value sizes a tensor or a
+    /// loop. One layer at least: the pipeline reads the second-to-last hidden state.
+    func checkRanges() throws {
+        let c = ConfigChecks(file: "text_encoder/config.json")
+        try c.check("num_layers", numLayers, in: 1...256)
+        try c.check("hidden_size", hiddenSize, in: 1...65536)
+        try c.check("num_attention_heads", numAttentionHeads, in: 1...1024)
+        try c.check("kv_channels", kvChannels, in: 1...4096)
+        if multiQueryAttention { try c.check("multi_query_group_num", multiQueryGroupNum, in: 1...numAttentionHeads) }
+        try c.check("ffn_hidden_size", ffnHiddenSize, in: 1...262_144)
+        try c.check("padded_vocab_size", paddedVocabSize, in: 1...(1 << 22))
+        try c.check("layernorm_epsilon", Double(layernormEpsilon), in: 0...1, openLower: true)
+        try c.check("seq_length", seqLength, in: 1...(1 << 20))
     }
 
     /// Checkpoints of `ChatGLMForConditionalGeneration` prefix every key with `transformer.`.

@@ -22,6 +22,9 @@ public final class IPAdapterWeights: @unchecked Sendable {
     public let projection: IPAdapterPlusImageProjection
     public let layers: [Layer]
 
+    /// Largest size of any dimension that shapes the adapter (Kolors': 2048 wide, 16 queries).
+    public static let maxDimension = 65536
+
     /// The file name Kolors' IP-Adapter-Plus uses (the diffusers docs load this one).
     public static let defaultFileName = "ip_adapter_plus_general.safetensors"
 
@@ -97,26 +100,37 @@ public final class IPAdapterWeights: @unchecked Sendable {
             guard let i = archive.info(n) else { throw CheckpointError("IP-Adapter: \(name) lacks \(n)") }
             return i
         }
+        /// The shape of a tensor whose sizes set the architecture: the expected rank, every
+        /// dimension from 1 to `maxDimension` (a declared [2^62, 0] holds no bytes but would
+        /// overflow the arithmetic below).
+        func dims(_ i: TensorInfo, rank: Int, _ layout: String) throws -> [Int] {
+            guard i.shape.count == rank, i.shape.allSatisfy({ (1...Self.maxDimension).contains($0) }) else {
+                throw CheckpointError("IP-Adapter: \(name): \(i.name) has shape \(i.shape), expected \(layout) with sizes from 1 to \(Self.maxDimension)")
+            }
+            return i.shape
+        }
 
         // --- resampler hyper-parameters, as diffusers derives them ---------------------------
         let latents = try info("image_proj.latents")
         guard latents.shape.count == 3, latents.shape[0] == 1 else {
             throw CheckpointError("IP-Adapter: \(name): image_proj.latents has shape \(latents.shape), expected [1, queries, width]; only IP-Adapter-Plus (Resampler) files are supported")
         }
-        let (queries, hidden) = (latents.shape[1], latents.shape[2])
-        let embed = try info("image_proj.proj_in.weight").shape[1]
-        let output = try info("image_proj.proj_out.weight").shape[0]
+        let latentDims = try dims(latents, rank: 3, "[1, queries, width]")
+        let (queries, hidden) = (latentDims[1], latentDims[2])
+        let embed = try dims(try info("image_proj.proj_in.weight"), rank: 2, "[width, image features]")[1]
+        let output = try dims(try info("image_proj.proj_out.weight"), rank: 2, "[token width, width]")[0]
         var depth = 0
-        while names.contains(where: { $0.hasPrefix("image_proj.layers.\(depth).") }) { depth += 1 }
+        while depth < 256, names.contains(where: { $0.hasPrefix("image_proj.layers.\(depth).") }) { depth += 1 }
         guard depth > 0 else { throw CheckpointError("IP-Adapter: \(name) has no image_proj.layers.*") }
         let toQ = archive.info("image_proj.layers.0.0.to_q.weight") ?? archive.info("image_proj.layers.0.attn.to_q.weight")
         guard let toQ, toQ.shape.count == 2, toQ.shape[0] % IPAdapterPlusImageProjection.headDim == 0 else {
             throw CheckpointError("IP-Adapter: \(name): cannot find layers.0's to_q (rows a multiple of 64)")
         }
-        let heads = toQ.shape[0] / IPAdapterPlusImageProjection.headDim
-        let inner = toQ.shape[0]
+        let inner = try dims(toQ, rank: 2, "[heads × 64, width]")[0]
+        let heads = inner / IPAdapterPlusImageProjection.headDim
         let ff = archive.info("image_proj.layers.0.1.1.weight") ?? archive.info("image_proj.layers.0.ff.1.net.0.proj.weight")
         guard let ff, ff.shape.count == 2 else { throw CheckpointError("IP-Adapter: \(name): cannot find layers.0's feed-forward") }
+        let ffInner = try dims(ff, rank: 2, "[inner, width]")[0]
 
         // --- to_kv halves as mapped row ranges ------------------------------------------------
         var overrides: [String: Weight] = [:]
@@ -138,7 +152,7 @@ public final class IPAdapterWeights: @unchecked Sendable {
         }, overrides: overrides)
         projection = try IPAdapterPlusImageProjection(loader.scope("image_proj."), embedDims: embed, hiddenDims: hidden,
                                                       outputDims: output, numQueries: queries, heads: heads, depth: depth,
-                                                      ffInner: ff.shape[0], backend: backend)
+                                                      ffInner: ffInner, backend: backend)
         for i in 0..<depth where archive.contains("image_proj.layers.\(i).0.to_kv.weight") {
             loader.ignore("image_proj.layers.\(i).0.to_kv.weight")
         }
@@ -156,9 +170,8 @@ public final class IPAdapterWeights: @unchecked Sendable {
         }
         layers = try keys.map { k in
             let s = loader.scope("ip_adapter.\(k).")
-            let kInfo = try info("ip_adapter.\(k).to_k_ip.weight")
-            guard kInfo.shape.count == 2 else { throw CheckpointError("IP-Adapter: \(name): ip_adapter.\(k).to_k_ip.weight is not a matrix") }
-            let (c, cross) = (kInfo.shape[0], kInfo.shape[1])
+            let kShape = try dims(try info("ip_adapter.\(k).to_k_ip.weight"), rank: 2, "[channels, cross-attention width]")
+            let (c, cross) = (kShape[0], kShape[1])
             return Layer(key: String(k),
                          toK: try Linear(s.scope("to_k_ip"), in: cross, out: c, bias: false, backend: backend),
                          toV: try Linear(s.scope("to_v_ip"), in: cross, out: c, bias: false, backend: backend))

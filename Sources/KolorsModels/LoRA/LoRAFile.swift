@@ -62,6 +62,7 @@ public final class LoRAFile: @unchecked Sendable {
         }
         let keys = st.names.sorted()
         guard !keys.isEmpty else { throw LoRAError("LoRA \(file) holds no tensors") }
+        let keySet = Set(keys)  // lookups stay linear in the key count, whatever the file holds
 
         let kohyaPrefixes = ["lora_unet_", "lora_te_", "lora_te1_", "lora_te2_"]
         var parsed: [(path: String, down: String, up: String, alpha: Float?, processor: Bool)] = []
@@ -85,12 +86,15 @@ public final class LoRAFile: @unchecked Sendable {
                 guard let unetConfig else {
                     throw LoRAError("LoRA \(file) uses SGM block names (input_blocks …); the UNet config is needed to renumber them")
                 }
-                rename = try Self.mapSGMBlocks(unetKeys, layersPerBlock: unetConfig.layersPerBlock.values(1)[0])
+                do {
+                    rename = try Self.mapSGMBlocks(unetKeys, layersPerBlock: unetConfig.layersPerBlock.values(1).first ?? 2)
+                } catch let e as LoRAError {
+                    throw LoRAError("LoRA \(file): \(e.message)")
+                }
                 format = .kohyaSGM
             } else {
                 format = .kohya
             }
-            let keySet = Set(keys)
             for key in unetKeys where key.hasSuffix(".lora_down.weight") {
                 let loraName = String(key.dropLast(".lora_down.weight".count))
                 let up = loraName + ".lora_up.weight", alphaKey = loraName + ".alpha"
@@ -101,12 +105,15 @@ public final class LoRAFile: @unchecked Sendable {
                 if keySet.contains(alphaKey) {
                     let a = try st.mapped(alphaKey)
                     guard a.count == 1 else { problems.append("\(alphaKey) is not a scalar"); continue }
-                    alpha = try a.toFloat32().values[0]
+                    let value = try a.toFloat32().values[0]
+                    guard Self.alphaRange.contains(value) else { problems.append("\(alphaKey) is \(value), not a number from 0 to \(Self.alphaRange.upperBound)"); continue }
+                    alpha = value
                 }
                 parsed.append((module, key, up, alpha, converted.contains(".processor.")))
             }
             let consumed = Set(parsed.flatMap { [$0.down, $0.up, String($0.down.dropLast(".lora_down.weight".count)) + ".alpha"] })
-            unknown += unetKeys.filter { !consumed.contains($0) && !unknown.contains($0) && !$0.hasSuffix(".lora_down.weight") }
+            let reported = Set(unknown)
+            unknown += unetKeys.filter { !consumed.contains($0) && !reported.contains($0) && !$0.hasSuffix(".lora_down.weight") }
         } else {
             let peft = keys.contains { $0.contains(".lora_A.") || $0.contains(".lora_B.") }
             format = peft ? .peft : .oldDiffusers
@@ -120,7 +127,7 @@ public final class LoRAFile: @unchecked Sendable {
                     }
                     let module = String(bare.dropLast(".lora_A.weight".count))
                     let up = String(key.dropLast(".lora_A.weight".count)) + ".lora_B.weight"
-                    guard keys.contains(up) else { problems.append("\(key) has no \(up)"); continue }
+                    guard keySet.contains(up) else { problems.append("\(key) has no \(up)"); continue }
                     parsed.append((module, key, up, nil, false))
                 } else {
                     guard bare.hasSuffix(".down.weight"), let module = Self.moduleOfOldKey(bare) else {
@@ -130,7 +137,7 @@ public final class LoRAFile: @unchecked Sendable {
                         continue
                     }
                     let up = String(key.dropLast(".down.weight".count)) + ".up.weight"
-                    guard keys.contains(up) else { problems.append("\(key) has no \(up)"); continue }
+                    guard keySet.contains(up) else { problems.append("\(key) has no \(up)"); continue }
                     parsed.append((module, key, up, nil, false))
                 }
             }
@@ -161,6 +168,10 @@ public final class LoRAFile: @unchecked Sendable {
                 continue
             }
             let rank = down.shape[0]
+            guard (1...Self.maxRank).contains(rank) else {
+                problems.append("\(p.path): rank \(rank) (down \(down.shape)) is not between 1 and \(Self.maxRank)")
+                continue
+            }
             var alpha = Float(rank)
             var scale: Float = 1
             switch format {
@@ -187,6 +198,12 @@ public final class LoRAFile: @unchecked Sendable {
         self.modules = modules.sorted { $0.path < $1.path }
         self.ignoredKeys = ignored
     }
+
+    /// Largest LoRA rank accepted (published LoRAs use 4–256).
+    public static let maxRank = 8192
+    /// α values accepted (kohya `.alpha`, PEFT `lora_alpha` and `alpha_pattern`): α/r scales
+    /// every update, so it must be a finite number of sensible size.
+    static let alphaRange: ClosedRange<Float> = 0...65536
 
     static func list(_ items: [String], limit: Int = 6) -> String {
         items.prefix(limit).joined(separator: ", ") + (items.count > limit ? " … (\(items.count) in all)" : "")
@@ -262,15 +279,21 @@ public final class LoRAFile: @unchecked Sendable {
     static func mapSGMBlocks(_ keys: [String], layersPerBlock: Int) throws -> [String: String] {
         var out: [String: String] = [:]
         let inner = ["resnets", "attentions", "upsamplers"]
+        /// A block or layer number: digits only, at most `max` (no sign, so "-1" or Int.min
+        /// cannot index backwards or overflow the arithmetic below).
+        func number(_ s: String, max: Int) -> Int? {
+            guard !s.isEmpty, s.utf8.count <= 6, s.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = Int(s), n <= max else { return nil }
+            return n
+        }
         for key in keys {
             if key.contains("text") || key.contains("input_blocks_0_0") { continue }
             let parts = key.split(separator: "_", omittingEmptySubsequences: false).map(String.init)
-            guard parts.count > 5, let id = Int(parts[4]) else { throw LoRAError("LoRA key \(key): cannot read its SGM block number") }
+            guard parts.count > 5, let id = number(parts[4], max: 1000) else { throw LoRAError("key \(key): cannot read its SGM block number") }
             if key.contains("input_blocks") {
-                guard let innerId = Int(parts[5]) ?? (key.contains("op") ? 0 : nil) else { throw LoRAError("LoRA key \(key): cannot read its SGM layer") }
+                guard id >= 1, let innerId = number(parts[5], max: 1) ?? (key.contains("op") ? 0 : nil) else { throw LoRAError("key \(key): cannot read its SGM layer") }
                 let block = (id - 1) / (layersPerBlock + 1), layer = (id - 1) % (layersPerBlock + 1)
                 let op = key.contains("op")
-                guard op || innerId < 2 else { throw LoRAError("LoRA key \(key): unknown SGM input layer \(innerId)") }
+                guard op || innerId < 2 else { throw LoRAError("key \(key): unknown SGM input layer \(innerId)") }
                 out[key] = (parts[..<4] + [String(block), op ? "downsamplers" : inner[innerId], op ? "0" : String(layer)] + parts[6...]).joined(separator: "_")
             } else if key.contains("middle_block") {
                 let part: [String]
@@ -278,11 +301,11 @@ public final class LoRAFile: @unchecked Sendable {
                 case 0: part = ["resnets", "0"]
                 case 1: part = ["attentions", "0"]
                 case 2: part = ["resnets", "1"]
-                default: throw LoRAError("LoRA key \(key): invalid middle block id \(id)")
+                default: throw LoRAError("key \(key): invalid middle block id \(id)")
                 }
                 out[key] = (parts[..<4] + part + parts[5...]).joined(separator: "_")
             } else if key.contains("output_blocks") {
-                guard let innerId = Int(parts[5]), innerId < 3 else { throw LoRAError("LoRA key \(key): cannot read its SGM layer") }
+                guard let innerId = number(parts[5], max: 2) else { throw LoRAError("key \(key): cannot read its SGM layer") }
                 let block = id / (layersPerBlock + 1), layer = id % (layersPerBlock + 1)
                 out[key] = (parts[..<4] + [String(block), inner[innerId], innerId < 2 ? String(layer) : "0"] + parts[6...]).joined(separator: "_")
             }
@@ -298,12 +321,12 @@ public final class LoRAFile: @unchecked Sendable {
         var alphaPattern: [(String, Float)] = []
         var useRSLoRA = false
 
-        /// PEFT's `get_pattern_key`: the first key k with re.match(rf"(.*\.)?({k})$", module).
+        /// PEFT's `get_pattern_key` — the first key k with re.match(rf"(.*\.)?({k})$", module) —
+        /// with k taken literally: the module itself or a dotted suffix of it. The keys PEFT
+        /// and diffusers write are module paths, which match the same either way; compiling
+        /// keys from a file as regular expressions would let a hostile key backtrack for ever.
         static func match<T>(_ pattern: [(String, T)], _ module: String) -> T? {
-            for (k, v) in pattern {
-                guard let re = try? NSRegularExpression(pattern: "^(.*\\.)?(\(k))$") else { continue }
-                if re.firstMatch(in: module, range: NSRange(module.startIndex..., in: module)) != nil { return v }
-            }
+            for (k, v) in pattern where module == k || module.hasSuffix("." + k) { return v }
             return nil
         }
 
@@ -320,14 +343,27 @@ public final class LoRAFile: @unchecked Sendable {
         }
         guard json.keys.contains(where: { $0.hasPrefix("unet.") }) else { return nil }
         func num(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
+        // Numbers from the file become Int/Float only inside their ranges (Int(1e300) traps).
+        func rank(_ v: Double, _ key: String) throws -> Int {
+            guard let r = Int(whole: v, in: 1...maxRank) else {
+                throw LoRAError("LoRA \(file): lora_adapter_metadata \(key) is \(v), not a rank from 1 to \(maxRank)")
+            }
+            return r
+        }
+        func alpha(_ v: Double, _ key: String) throws -> Float {
+            guard v.isFinite, alphaRange.contains(Float(v)) else {
+                throw LoRAError("LoRA \(file): lora_adapter_metadata \(key) is \(v), not a number from 0 to \(alphaRange.upperBound)")
+            }
+            return Float(v)
+        }
         var m = AdapterMetadata()
-        m.r = num(json["unet.r"]).map { Int($0) }
-        m.alpha = num(json["unet.lora_alpha"]).map { Float($0) }
+        m.r = try num(json["unet.r"]).map { try rank($0, "unet.r") }
+        m.alpha = try num(json["unet.lora_alpha"]).map { try alpha($0, "unet.lora_alpha") }
         if let p = json["unet.rank_pattern"] as? [String: Any] {
-            m.rankPattern = p.keys.sorted().compactMap { k in num(p[k]).map { (k, Int($0)) } }
+            m.rankPattern = try p.keys.sorted().compactMap { k in try num(p[k]).map { (k, try rank($0, "rank_pattern[\(k)]")) } }
         }
         if let p = json["unet.alpha_pattern"] as? [String: Any] {
-            m.alphaPattern = p.keys.sorted().compactMap { k in num(p[k]).map { (k, Float($0)) } }
+            m.alphaPattern = try p.keys.sorted().compactMap { k in try num(p[k]).map { (k, try alpha($0, "alpha_pattern[\(k)]")) } }
         }
         m.useRSLoRA = (json["unet.use_rslora"] as? Bool) ?? false
         if (json["unet.use_dora"] as? Bool) == true {

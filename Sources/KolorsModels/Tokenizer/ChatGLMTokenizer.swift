@@ -111,6 +111,14 @@ public struct ChatGLMTokenizer: Sendable {
 }
 
 extension ChatGLMTokenizer {
+    /// Throws unless every id this tokenizer can produce has a row in the text encoder's
+    /// embedding table (`padded_vocab_size`); otherwise a prompt would index past the table.
+    public func checkFits(_ textEncoder: ChatGLMConfig) throws {
+        guard vocabSize <= textEncoder.paddedVocabSize else {
+            throw CheckpointError("tokenizer has \(vocabSize) ids but the text encoder embeds only \(textEncoder.paddedVocabSize) (text_encoder/config.json padded_vocab_size): the tokenizer does not belong to this text encoder")
+        }
+    }
+
     /// The tokenizer of a diffusers folder (`tokenizer/tokenizer.model`).
     public static func load(from model: DiffusersModel) throws -> ChatGLMTokenizer {
         let path = model.directory(of: "tokenizer") + "/tokenizer.model"

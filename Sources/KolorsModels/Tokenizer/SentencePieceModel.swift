@@ -1,4 +1,5 @@
 import Foundation
+import KolorsEngine
 
 /// A decoded `sentencepiece.ModelProto` (sentencepiece_model.proto): the pieces and the parts
 /// of `trainer_spec` and `normalizer_spec` that matter when encoding. Unknown fields are
@@ -75,13 +76,16 @@ public struct SentencePieceModel: Sendable {
 
     /// Reads and decodes a `.model` file; errors name the file.
     public init(contentsOfFile path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
+        let data: Data
+        do {
+            // Real models are 1–5 MB; a FIFO or device in its place is refused, not read forever.
+            data = try RegularFile.read(path, maxBytes: 256 << 20)
+        } catch let e as RegularFileError {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                throw SentencePieceError(isDirectory.boolValue ? "is a directory, not a SentencePiece model"
-                                                               : "cannot be read", file: path)
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw SentencePieceError("is a directory, not a SentencePiece model", file: path)
             }
-            throw SentencePieceError("no such file", file: path)
+            throw SentencePieceError(e.missing ? "no such file" : e.reason, file: path)
         }
         do {
             try self.init(serialized: [UInt8](data))

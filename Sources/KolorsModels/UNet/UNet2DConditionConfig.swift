@@ -1,5 +1,7 @@
+import KolorsEngine
+
 /// `unet/config.json` of a `UNet2DConditionModel`, with diffusers' defaults for absent keys.
-public struct UNet2DConditionConfig: Decodable, Sendable {
+public struct UNet2DConditionConfig: ValidatedConfig, Sendable {
     public var inChannels = 4
     public var outChannels = 4
     public var sampleSize: Int?
@@ -119,6 +121,7 @@ public struct UNet2DConditionConfig: Decodable, Sendable {
 
     /// Throws for any configuration this engine does not implement, naming the key.
     public func validate() throws {
+        try checkRanges()
         func bad(_ s: String) -> UnsupportedConfiguration { UnsupportedConfiguration("unet/config.json: \(s)") }
         guard downBlockTypes.count == levels, upBlockTypes.count == levels else {
             throw bad("down_block_types/up_block_types must have one entry per block_out_channels entry")
@@ -147,4 +150,44 @@ public struct UNet2DConditionConfig: Decodable, Sendable {
             throw bad("\(c) channels do not split into \(normNumGroups) norm groups")
         }
     }
+
+    /// Every number that sizes a tensor, a list or a loop, checked before any is used: counts
+    /// at least 1, per-level lists one entry per level, and upper bounds far above any real
+    /// UNet (Kolors: 3 levels of ≤ 1280 channels, 2 layers, 10 transformer blocks) so that a
+    /// damaged or hostile config cannot divide by zero, index past a list or ask for gigabytes.
+    func checkRanges() throws {
+        let c = ConfigChecks(file: "unet/config.json")
+        try c.check("block_out_channels (number of levels)", levels, in: 1...8)
+        try c.check("block_out_channels", blockOutChannels, in: 1...Self.maxChannels)
+        try c.check("in_channels", inChannels, in: 1...256)
+        try c.check("out_channels", outChannels, in: 1...256)
+        try c.check("layers_per_block", layersPerLevel, in: 1...32, count: levels)
+        try c.check(numAttentionHeads == nil ? "attention_head_dim" : "num_attention_heads", headsPerLevel, in: 1...1024, count: levels)
+        try c.check("transformer_layers_per_block", transformerDepthPerLevel, in: 1...64, count: levels)
+        if let r = reverseTransformerLayersPerBlock { try c.check("reverse_transformer_layers_per_block", r, in: 1...64, count: levels) }
+        if case .list = crossAttentionDim {
+            try c.check("cross_attention_dim", crossAttentionDimPerLevel, in: 1...Self.maxChannels, count: levels)
+        } else {
+            try c.check("cross_attention_dim", crossAttentionDimPerLevel, in: 1...Self.maxChannels)
+        }
+        if let v = encoderHidDim { try c.check("encoder_hid_dim", v, in: 1...65536) }
+        if let v = additionTimeEmbedDim { try c.check("addition_time_embed_dim", v, in: 1...4096) }
+        if let v = projectionClassEmbeddingsInputDim { try c.check("projection_class_embeddings_input_dim", v, in: 1...65536) }
+        if let v = timeEmbeddingDim { try c.check("time_embedding_dim", v, in: 1...65536) }
+        try c.check("norm_num_groups", normNumGroups, in: 1...1024)
+        try c.check("norm_eps", Double(normEps), in: 0...1, openLower: true)
+        try c.check("freq_shift", freqShift, in: 0...1)
+        try c.check("downsample_padding", downsamplePadding, in: 0...1)  // more changes the sizes the skips expect
+        for (key, k) in [("conv_in_kernel", convInKernel), ("conv_out_kernel", convOutKernel)] {
+            try c.check(key, k, in: 1...7)
+            guard k % 2 == 1 else { throw c.fail("\(key) must be odd (got \(k))") }
+        }
+        try c.check("mid_block_scale_factor", Double(midBlockScaleFactor), in: 0...1000, openLower: true)
+        try c.check("resnet_out_scale_factor", Double(resnetOutScaleFactor), in: 0...1000, openLower: true)
+        // × the VAE's 8 pixels per cell must stay within the 4096-pixel image limit.
+        if let s = sampleSize { try c.check("sample_size", s, in: 1...512) }
+    }
+
+    /// Widest block (SDXL and Kolors: 1280).
+    public static let maxChannels = 16384
 }

@@ -1,5 +1,7 @@
+import KolorsEngine
+
 /// `vae/config.json` of an `AutoencoderKL`, with diffusers' defaults for absent keys.
-public struct AutoencoderKLConfig: Decodable, Sendable {
+public struct AutoencoderKLConfig: ValidatedConfig, Sendable {
     public var inChannels = 3
     public var outChannels = 3
     public var downBlockTypes: [String]
@@ -51,6 +53,7 @@ public struct AutoencoderKLConfig: Decodable, Sendable {
     public var scaleFactor: Int { 1 << (blockOutChannels.count - 1) }
 
     public func validate() throws {
+        try checkRanges()
         func bad(_ s: String) -> UnsupportedConfiguration { UnsupportedConfiguration("vae/config.json: \(s)") }
         guard downBlockTypes.allSatisfy({ $0 == "DownEncoderBlock2D" }) else { throw bad("only DownEncoderBlock2D is supported") }
         guard upBlockTypes.allSatisfy({ $0 == "UpDecoderBlock2D" }) else { throw bad("only UpDecoderBlock2D is supported") }
@@ -59,6 +62,24 @@ public struct AutoencoderKLConfig: Decodable, Sendable {
         }
         guard actFn == "silu" else { throw bad("act_fn \(actFn) is not supported") }
         for c in blockOutChannels where c % normNumGroups != 0 { throw bad("\(c) channels do not split into \(normNumGroups) groups") }
+    }
+
+    /// Counts at least 1 and upper bounds far above any real VAE (SDXL's: 4 levels of ≤ 512
+    /// channels, 2 layers), checked before any value sizes a tensor or a loop. The level count
+    /// bounds `scaleFactor` (8 levels: 128 pixels per latent cell); the scaling factor divides
+    /// every latent, so it must be a positive finite number.
+    func checkRanges() throws {
+        let c = ConfigChecks(file: "vae/config.json")
+        try c.check("block_out_channels (number of levels)", blockOutChannels.count, in: 1...8)
+        try c.check("block_out_channels", blockOutChannels, in: 1...UNet2DConditionConfig.maxChannels)
+        try c.check("in_channels", inChannels, in: 1...64)
+        try c.check("out_channels", outChannels, in: 1...64)
+        try c.check("latent_channels", latentChannels, in: 1...64)
+        try c.check("layers_per_block", layersPerBlock, in: 1...32)
+        try c.check("norm_num_groups", normNumGroups, in: 1...1024)
+        try c.check("scaling_factor", Double(scalingFactor), in: 0...1000, openLower: true)
+        if let s = shiftFactor { try c.check("shift_factor", Double(s), in: -1000...1000) }
+        if let s = sampleSize { try c.check("sample_size", s, in: 1...65536) }
     }
 
     /// Old checkpoints name the mid-block attention `query/key/value/proj_attn`.

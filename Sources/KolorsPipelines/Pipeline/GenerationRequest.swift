@@ -53,6 +53,18 @@ public struct GenerationRequest: Sendable {
 
     public init(prompts: [String]) { self.prompts = prompts }
 
+    // Limits `KolorsPipeline.validate` enforces, far beyond useful values but low enough that
+    // no setting can overflow a float or ask for an absurd allocation.
+
+    /// Widest and tallest image, in pixels (also for img2img and IP-Adapter input images).
+    public static let maxSide = 4096
+    /// Images in one call: prompts × images per prompt (the UNet runs them as one batch).
+    public static let maxImages = 64
+    /// Classifier-free guidance (A1111 offers up to 30; ≤ 1 turns guidance off).
+    public static let guidanceRange: ClosedRange<Float> = 0...100
+    /// IP-Adapter scale, LoRA weights and the LoRA scale (studio sliders: 0…2 and −2…2).
+    public static let adapterScaleRange: ClosedRange<Float> = -10...10
+
     public init(prompt: String) { self.prompts = [prompt] }
 }
 
@@ -96,6 +108,8 @@ public struct GenerationResult: Sendable {
     public let pixels: Tensor?
     /// Wall-clock seconds per phase.
     public let timings: [String: Double]
+    /// Problems that did not stop the run (say, NaN pixels from the VAE), one line each.
+    public var warnings: [String] = []
 }
 
 /// Input that the pipeline refuses, with a one-line explanation.

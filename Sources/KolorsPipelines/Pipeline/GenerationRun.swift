@@ -87,6 +87,11 @@ public final class GenerationRun: @unchecked Sendable {
             noisePred = guidedPred
         }
         let out = scheduler.step(modelOutput: noisePred, stepIndex: i, sample: latents, generator: &generator)
+        // Stop at the first step that overflows: NaN never recovers, and saying which step beats
+        // a black image (or a trap) at the end.
+        if let bad = KolorsPipeline.firstNonFinite(out.previousSample) {
+            throw GenerationError("step \(n + 1) of \(steps.count) produced \(bad.isNaN ? "NaN" : "infinite") latents (guidance \(request.guidance)): the settings or the weights overflow; `kolors info --load-weights` checks the weights")
+        }
         latents = out.previousSample
         completedSteps += 1
         return Step(index: completedSteps, total: steps.count, latents: latents, predictedOriginal: out.predictedOriginal)
@@ -96,7 +101,9 @@ public final class GenerationRun: @unchecked Sendable {
     /// floats in [0, 1], NHWC (diffusers' `output_type="np"`). Tiled as diffusers'
     /// `vae.enable_tiling()` when `request.vaeTileLatent` is set and the latent exceeds a tile.
     /// `loading` names the VAE if it loads now; `decoding` is called when it starts to decode.
-    public func decode(loading: ((String) -> Void)? = nil, decoding: (() -> Void)? = nil) throws -> (images: [RGBImage], pixels: Tensor) {
+    /// `warnings` says when the decoder produced NaN or ±∞ pixels (written as 0 or clamped).
+    public func decode(loading: ((String) -> Void)? = nil, decoding: (() -> Void)? = nil) throws
+        -> (images: [RGBImage], pixels: Tensor, warnings: [String]) {
         try cancel?.check()
         let vae = try pipeline.decoder(loading)
         decoding?()
@@ -109,15 +116,20 @@ public final class GenerationRun: @unchecked Sendable {
             }
             return try vae.decode(scaled, cancel: cancel)
         }
-        let (pixels, images) = ImageConversion.postprocess(decoded)
-        return (images, pixels)
+        let (pixels, images, nonFinite) = ImageConversion.postprocess(decoded)
+        let warnings = nonFinite == 0 ? [] : [
+            "the VAE decoder produced \(nonFinite) NaN or infinite pixel values (written as 0 or clamped): its weights may be damaged; `kolors info --load-weights` checks them",
+        ]
+        return (images, pixels, warnings)
     }
 
     /// The run's result: decoded unless `request.decode` is off. Call after the last step.
     public func result(loading: ((String) -> Void)? = nil, decoding: (() -> Void)? = nil) throws -> GenerationResult {
         guard request.decode else { return GenerationResult(latents: latents, images: [], pixels: nil, timings: timings) }
-        let (images, pixels) = try decode(loading: loading, decoding: decoding)
-        return GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+        let (images, pixels, warnings) = try decode(loading: loading, decoding: decoding)
+        var result = GenerationResult(latents: latents, images: images, pixels: pixels, timings: timings)
+        result.warnings = warnings
+        return result
     }
 }
 

@@ -24,25 +24,29 @@ public enum ImageConversion {
     }
 
     /// VAE output [B, 3, H, W] in [−1, 1] → floats in [0, 1] NHWC (`denormalize`: x·0.5 + 0.5,
-    /// clamped) and 8-bit images (round half to even of x·255, as numpy does).
-    public static func postprocess(_ decoded: Tensor) -> (pixels: Tensor, images: [RGBImage]) {
+    /// clamped) and 8-bit images (round half to even of x·255, as numpy does). ±∞ clamp like
+    /// any value; NaN (an overflowing model) becomes 0 rather than trapping in the UInt8
+    /// conversion, so a finished run still writes its image. `nonFinite` counts those values.
+    public static func postprocess(_ decoded: Tensor) -> (pixels: Tensor, images: [RGBImage], nonFinite: Int) {
         let (b, c, h, w) = (decoded.shape[0], decoded.shape[1], decoded.shape[2], decoded.shape[3])
         precondition(c == 3, "postprocess wants RGB")
         let pixels = Tensor(shape: [b, h, w, 3], zeroed: false)
         var images: [RGBImage] = []
+        var nonFinite = 0
         let plane = h * w
         for bi in 0..<b {
             var bytes = [UInt8](repeating: 0, count: plane * 3)
             for i in 0..<plane {
                 for ch in 0..<3 {
                     let v = decoded.pointer[(bi * 3 + ch) * plane + i]
-                    let x = min(max(v * 0.5 + 0.5, 0), 1)
+                    if !v.isFinite { nonFinite += 1 }
+                    let x = v.isNaN ? 0 : min(max(v * 0.5 + 0.5, 0), 1)
                     pixels.pointer[(bi * plane + i) * 3 + ch] = x
                     bytes[i * 3 + ch] = UInt8((x * 255).rounded(.toNearestOrEven))
                 }
             }
             images.append(RGBImage(width: w, height: h, pixels: bytes))
         }
-        return (pixels, images)
+        return (pixels, images, nonFinite)
     }
 }

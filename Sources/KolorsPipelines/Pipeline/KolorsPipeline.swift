@@ -39,6 +39,31 @@ public final class KolorsPipeline: @unchecked Sendable {
         vaeConfig = try model.config("vae", as: AutoencoderKLConfig.self)
         schedulerConfig = try SchedulerConfig(contentsOf: model.directory(of: "scheduler") + "/scheduler_config.json")
         prompts = try PromptEncoder(model: model, variant: variant, precision: textEncoderPrecision, backend: backend)
+        try Self.checkComponentsFit(unet: unetConfig, vae: vaeConfig,
+                                    textEncoder: try model.config("text_encoder", as: ChatGLMConfig.self))
+    }
+
+    /// The widths the components hand each other must agree (each config can be valid on its
+    /// own and still not fit the others): text features into cross-attention (directly or
+    /// through encoder_hid_proj), pooled text plus six size ids into the added embedding, and
+    /// the VAE's latent channels into and out of the UNet. Checked when the pipeline opens, so
+    /// a mismatch is a one-line error instead of a failed matrix product mid-run.
+    public static func checkComponentsFit(unet: UNet2DConditionConfig, vae: AutoencoderKLConfig, textEncoder: ChatGLMConfig) throws {
+        let width = textEncoder.hiddenSize
+        if unet.encoderHidDimType == "text_proj" {
+            guard unet.encoderHidDim == width else {
+                throw GenerationError("unet/config.json: encoder_hid_dim \(unet.encoderHidDim.map(String.init) ?? "null") does not match the text encoder's hidden_size \(width)")
+            }
+        } else if unet.contextDim != width {
+            throw GenerationError("unet/config.json: cross_attention_dim \(unet.contextDim) does not match the text encoder's hidden_size \(width) (and there is no text_proj encoder_hid_proj)")
+        }
+        if unet.additionEmbedType == "text_time", let dim = unet.additionTimeEmbedDim,
+           let expected = unet.projectionClassEmbeddingsInputDim, dim * 6 + width != expected {
+            throw GenerationError("unet/config.json: projection_class_embeddings_input_dim \(expected) is not the pooled text width \(width) + 6 × addition_time_embed_dim \(dim)")
+        }
+        guard unet.inChannels == vae.latentChannels, unet.outChannels == vae.latentChannels else {
+            throw GenerationError("unet/config.json in_channels \(unet.inChannels) / out_channels \(unet.outChannels) do not match vae/config.json latent_channels \(vae.latentChannels)")
+        }
     }
 
     /// Pixels per latent cell (8 for Kolors).
@@ -127,7 +152,9 @@ public final class KolorsPipeline: @unchecked Sendable {
         return v
     }
 
-    /// Checks a request the way diffusers' `check_inputs` would, with one-line errors.
+    /// Checks a request the way diffusers' `check_inputs` would, with one-line errors, plus the
+    /// limits of `GenerationRequest` (sizes, batch, scales), so that no setting can overflow a
+    /// float to NaN, overflow an integer or size an absurd allocation.
     public func validate(_ r: GenerationRequest) throws {
         guard !r.prompts.isEmpty else { throw GenerationError("no prompt given") }
         guard r.steps > 0 else { throw GenerationError("steps must be at least 1 (got \(r.steps))") }
@@ -136,18 +163,32 @@ public final class KolorsPipeline: @unchecked Sendable {
             throw GenerationError("steps must be at most \(trainSteps) (got \(r.steps))")
         }
         guard r.guidance.isFinite else { throw GenerationError("guidance must be a finite number") }
+        let g = GenerationRequest.guidanceRange
+        guard g.contains(r.guidance) else {
+            throw GenerationError("guidance must be between \(g.lowerBound) and \(g.upperBound) (got \(r.guidance))")
+        }
         guard r.imagesPerPrompt >= 1 else { throw GenerationError("images per prompt must be at least 1") }
         if let n = r.deepCacheInterval, !DeepCache.intervals.contains(n) {
             throw GenerationError("the DeepCache interval must be \(DeepCache.intervals.lowerBound)…\(DeepCache.intervals.upperBound) (got \(n))")
         }
+        let (total, overflow) = r.prompts.count.multipliedReportingOverflow(by: r.imagesPerPrompt)
+        guard !overflow, total <= GenerationRequest.maxImages else {
+            throw GenerationError("\(r.prompts.count) prompt\(r.prompts.count == 1 ? "" : "s") × \(r.imagesPerPrompt) images per prompt is more than the \(GenerationRequest.maxImages) images one run can make")
+        }
+        let scales = GenerationRequest.adapterScaleRange
+        func checkScale(_ what: String, _ v: Float) throws {
+            guard v.isFinite else { throw GenerationError("\(what) must be a finite number") }
+            guard scales.contains(v) else {
+                throw GenerationError("\(what) must be between \(scales.lowerBound) and \(scales.upperBound) (got \(v))")
+            }
+        }
         if let ip = r.ipAdapter {
-            guard ip.scale.isFinite else { throw GenerationError("the IP-Adapter scale must be a finite number") }
+            try checkScale("the IP-Adapter scale", ip.scale)
             guard ip.image.width > 0, ip.image.height > 0 else { throw GenerationError("the IP-Adapter image is empty") }
+            try checkImageSize(ip.image, "the IP-Adapter image")
         }
-        for l in r.loras where !l.weight.isFinite {
-            throw GenerationError("LoRA \(l.path): the weight must be a finite number")
-        }
-        guard r.loraScale.isFinite else { throw GenerationError("the LoRA scale must be a finite number") }
+        for l in r.loras { try checkScale("LoRA \(l.path): the weight", l.weight) }
+        try checkScale("the LoRA scale", r.loraScale)
         guard r.negativePrompts.count <= 1 || r.negativePrompts.count == r.prompts.count else {
             throw GenerationError("\(r.negativePrompts.count) negative prompts for \(r.prompts.count) prompts: give one, or one per prompt")
         }
@@ -156,7 +197,20 @@ public final class KolorsPipeline: @unchecked Sendable {
             guard v > 0, v % vaeScaleFactor == 0 else {
                 throw GenerationError("\(name) must be a positive multiple of \(vaeScaleFactor) (got \(v))")
             }
-            guard v <= 4096 else { throw GenerationError("\(name) \(v) is larger than 4096") }
+            guard v <= GenerationRequest.maxSide else { throw GenerationError("\(name) \(v) is larger than \(GenerationRequest.maxSide)") }
+        }
+        if let image = r.initImage {
+            try checkImageSize(image, "the input image")
+            let (w, h) = (image.width - image.width % vaeScaleFactor, image.height - image.height % vaeScaleFactor)
+            guard w > 0, h > 0 else {
+                throw GenerationError("the input image is \(image.width)×\(image.height); it must be at least \(vaeScaleFactor)×\(vaeScaleFactor)")
+            }
+        } else if r.width == nil || r.height == nil {
+            // The default comes from unet/config.json's sample_size: as untrusted as any setting.
+            let d = defaultSize
+            guard d % vaeScaleFactor == 0, d <= GenerationRequest.maxSide else {
+                throw GenerationError("the checkpoint's default size \(d) (unet sample_size × \(vaeScaleFactor)) is not a multiple of \(vaeScaleFactor) up to \(GenerationRequest.maxSide); give --width and --height")
+            }
         }
         if r.initImage != nil {
             guard r.strength.isFinite, (0...1).contains(r.strength) else {
@@ -169,6 +223,15 @@ public final class KolorsPipeline: @unchecked Sendable {
             } catch let e as SchedulerError {
                 throw GenerationError(e.message)
             }
+        }
+    }
+
+    /// An input image may be at most `GenerationRequest.maxSide` pixels on a side (the output
+    /// follows an img2img input, and every image is converted to floats whole).
+    private func checkImageSize(_ image: RGBImage, _ what: String) throws {
+        let m = GenerationRequest.maxSide
+        guard image.width <= m + vaeScaleFactor - 1, image.height <= m + vaeScaleFactor - 1 else {
+            throw GenerationError("\(what) is \(image.width)×\(image.height); at most \(m)×\(m) is supported (resize it first)")
         }
     }
 
@@ -270,6 +333,13 @@ public final class KolorsPipeline: @unchecked Sendable {
         return GenerationRun(pipeline: self, request: request, unet: unet, conditioning: conditioning, scheduler: scheduler,
                              generator: generator, latents: latents, steps: Array(firstStep..<scheduler.timesteps.count),
                              guided: cfg, deepCache: deepCache, textEncoderRan: ranEncoder, timings: timings, cancel: cancel)
+    }
+
+    /// The first NaN or ±∞ in `t`, if any.
+    static func firstNonFinite(_ t: Tensor) -> Float? {
+        let p = t.pointer
+        for i in 0..<t.count where !p[i].isFinite { return p[i] }
+        return nil
     }
 
     /// A whole generation: `prepare`, every step, `decode` (unless `request.decode` is off).

@@ -35,6 +35,7 @@ public final class PromptEncoder: @unchecked Sendable {
         self.precision = precision
         self.backend = backend
         tokenizer = try ChatGLMTokenizer.load(from: model)
+        try tokenizer.checkFits(try model.config("text_encoder", as: ChatGLMConfig.self))
     }
 
     /// Loads the encoder, encodes, and lets it go (its memory map closes on return).

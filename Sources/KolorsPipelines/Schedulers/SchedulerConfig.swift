@@ -1,4 +1,5 @@
 import Foundation
+import KolorsEngine
 
 /// A scheduler's `scheduler_config.json`, read the way diffusers' `Class.from_config` reads it:
 /// every key any of our scheduler classes takes is kept (a config saved by Euler and reused
@@ -77,14 +78,48 @@ public struct SchedulerConfig: Codable, Sendable, Equatable {
         } catch DecodingError.dataCorrupted(let ctx) {
             throw SchedulerError("scheduler_config.json: invalid JSON (\(ctx.debugDescription))")
         }
+        try validate()
     }
 
     /// Reads `<checkpoint>/scheduler/scheduler_config.json` (or any path to such a file).
     public init(contentsOf path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SchedulerError("scheduler config \(path) is missing or unreadable")
+        let data: Data
+        do { data = try RegularFile.read(path) } catch let e as RegularFileError {
+            throw SchedulerError(e.missing ? "scheduler config \(path) is missing or unreadable" : "scheduler config \(e)")
         }
         try self.init(json: data)
+    }
+
+    /// The largest `num_train_timesteps` accepted (every model we know trains with 1000–1100);
+    /// the schedule tables have this many entries.
+    public static let maxTrainTimesteps = 100_000
+
+    /// Range checks on every number a scheduler computes with, run when a config is read and
+    /// again when a schedule is built (after overrides): betas inside (0, 1) and ordered
+    /// (outside, ᾱ leaves (0, 1] and every σ is NaN), offsets and σ bounds that cannot
+    /// overflow or divide by zero, solver orders the solvers implement.
+    public func validate() throws {
+        func bad(_ s: String) -> SchedulerError { SchedulerError("scheduler_config.json: \(s)") }
+        let count = numTrainTimesteps ?? 1000
+        guard (2...Self.maxTrainTimesteps).contains(count) else {
+            throw bad("num_train_timesteps must be between 2 and \(Self.maxTrainTimesteps) (got \(count))")
+        }
+        for (key, value) in [("beta_start", betaStart), ("beta_end", betaEnd)] {
+            guard let value else { continue }
+            guard value.isFinite, value > 0, value < 1 else { throw bad("\(key) must be above 0 and below 1 (got \(value))") }
+        }
+        let start = betaStart ?? 0.0001, end = betaEnd ?? 0.02
+        guard start <= end else { throw bad("beta_start \(start) is larger than beta_end \(end)") }
+        if let o = stepsOffset, !(0...count).contains(o) {
+            throw bad("steps_offset must be between 0 and num_train_timesteps \(count) (got \(o))")
+        }
+        for (key, value) in [("sigma_min", sigmaMin), ("sigma_max", sigmaMax), ("clip_sample_range", clipSampleRange)] {
+            guard let value else { continue }
+            guard value.isFinite, value > 0, value <= 1e6 else { throw bad("\(key) must be a positive number up to 1e6 (got \(value))") }
+        }
+        if let lo = sigmaMin, let hi = sigmaMax, lo > hi { throw bad("sigma_min \(lo) is larger than sigma_max \(hi)") }
+        if let l = lambdaMinClipped, l.isNaN { throw bad("lambda_min_clipped must be a number or -inf (got nan)") }
+        if let o = solverOrder, !(1...3).contains(o) { throw bad("solver_order must be 1, 2 or 3 (got \(o))") }
     }
 
     /// Throws for an option this port does not implement, instead of silently sampling differently.
@@ -153,6 +188,7 @@ public struct NoiseSchedule: Sendable {
         guard config.trainedBetas == nil else { throw SchedulerError("\(scheduler): trained_betas is not supported") }
         let count = config.numTrainTimesteps ?? 1000
         guard count >= 2 else { throw SchedulerError("\(scheduler): num_train_timesteps must be at least 2, got \(count)") }
+        try config.validate()  // again: overrides are assigned after the file was read
         let start = config.betaStart ?? 0.0001, end = config.betaEnd ?? 0.02
         switch config.betaSchedule ?? "linear" {
         case "linear":

@@ -47,7 +47,7 @@ public final class UniPCMultistepScheduler: Scheduler {
         stepsOffset = config.stepsOffset ?? 0
         prediction = try config.option(config.predictionType, key: "prediction_type", default: .epsilon, in: me)
         solverOrder = config.solverOrder ?? 2
-        guard solverOrder >= 1 else { throw SchedulerError("\(me): solver_order must be at least 1, got \(solverOrder)") }
+        guard (1...3).contains(solverOrder) else { throw SchedulerError("\(me): solver_order must be 1, 2 or 3, got \(solverOrder)") }
         // A DPM-Solver config's solver types fall back to bh2, as in diffusers.
         let solver = ["midpoint", "heun", "logrho"].contains(config.solverType ?? "") ? "bh2" : config.solverType
         solverType = try config.option(solver, key: "solver_type", default: .bh2, in: me)
