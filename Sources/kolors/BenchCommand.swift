@@ -34,6 +34,13 @@ struct KernelsBench: ParsableCommand {
         let run: () -> Void
     }
 
+    func validate() throws {
+        if let threads, !(1...EngineThreads.maximum).contains(threads) {
+            throw ValidationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
+        }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
+    }
+
     func run() throws {
         EngineThreads.configure(threads)
         let backend = OpenBLASBackend()

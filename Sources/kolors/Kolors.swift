@@ -15,7 +15,18 @@ struct Kolors: ParsableCommand {
             setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
             execv("/proc/self/exe", CommandLine.unsafeArgv)  // returns only when it failed: run on as we are
         }
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            // Help and version requests print as ArgumentParser prints them; anything else is one
+            // line (a malformed value, "--seed nan", would otherwise bring the whole usage text).
+            let code = exitCode(for: error)
+            if code == .success || error is CleanExit || error is ExitCode { exit(withError: error) }
+            let message = fullMessage(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            FileHandle.standardError.write(Data((message.hasPrefix("Error:") ? message : "Error: " + message).utf8 + [10]))
+            Foundation.exit(code.rawValue)
+        }
     }
 
     static let configuration = CommandConfiguration(

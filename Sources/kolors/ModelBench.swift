@@ -48,6 +48,9 @@ struct ModelBenchOptions: ParsableArguments {
     func validate() throws {
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else { throw ValidationError("--width/--height must be positive multiples of 8") }
         guard batch >= 1, repeats >= 1 else { throw ValidationError("--batch and --repeats must be at least 1") }
+        if let threads, !(1...EngineThreads.maximum).contains(threads) {
+            throw ValidationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
+        }
     }
 }
 

@@ -40,4 +40,15 @@ struct PrecisionReportTests {
         #expect(r.stdout.contains("precision: \(expectedAuto)"), "\(r.stdout)")
         #expect(r.stdout.contains("backend: " + (OneDNNCompute.cpuHasBF16 ? "bf16-onednn" : "fp32-openblas")), "\(r.stdout)")
     }
+
+    @Test("a value the argument parser cannot read is one line, not the usage text; bench --threads is bounded")
+    func malformedValues() throws {
+        for args in [["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--seed", "nan"],
+                     ["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--threads", "1e38"],
+                     ["bench", "unet", "--model", CLI.tinyKolors, "--threads", "1000"]] {
+            let r = try CLI.run(args)
+            let err = r.stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(r.status != 0 && !err.contains("\n") && err.hasPrefix("Error: "), "\(args): \(err)")
+        }
+    }
 }
