@@ -27,8 +27,10 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
     public var model: String
     /// For later: IP-Adapter settings.
     public var ipAdapter: IPAdapterSettings?
-    /// For later: LoRA files and weights, applied in order.
+    /// LoRA files and weights, applied in order.
     public var loras: [LoRASettings]
+    /// DeepCache step caching (an approximation): the whole UNet every N-th step; nil: off.
+    public var deepCacheInterval: Int?
 
     public enum BatchSeeds: String, Codable, Sendable, Equatable, CaseIterable {
         /// One seed for the whole batch, as diffusers draws it (the default).
@@ -115,7 +117,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case prompt, negativePrompt, width, height, steps, guidance, seed, scheduler, imagesPerPrompt, batchSeeds
-        case initImage, strength, model, ipAdapter, loras
+        case initImage, strength, model, ipAdapter, loras, deepCacheInterval
     }
 
     /// Missing keys fall back to the defaults, so records written by older or newer versions load.
@@ -137,6 +139,9 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
         model = try c.decodeIfPresent(String.self, forKey: .model) ?? d.model
         ipAdapter = try c.decodeIfPresent(IPAdapterSettings.self, forKey: .ipAdapter)
         loras = try c.decodeIfPresent([LoRASettings].self, forKey: .loras) ?? []
+        // an interval outside what the engine takes is dropped (the record still loads)
+        deepCacheInterval = (try? c.decodeIfPresent(Int.self, forKey: .deepCacheInterval)).flatMap { $0 }
+            .flatMap { (2...10).contains($0) ? $0 : nil }
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -156,6 +161,7 @@ public struct GenerationParameters: Codable, Sendable, Equatable {
         try c.encode(model, forKey: .model)
         try c.encodeIfPresent(ipAdapter, forKey: .ipAdapter)
         if !loras.isEmpty { try c.encode(loras, forKey: .loras) }
+        try c.encodeIfPresent(deepCacheInterval, forKey: .deepCacheInterval)
     }
 }
 

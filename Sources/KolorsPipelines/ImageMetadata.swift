@@ -119,6 +119,7 @@ public enum ImageMetadata {
         kv.append(("Size", "\(p.width)x\(p.height)"))
         kv.append(("Model", p.model))
         if p.initImage != nil { kv.append(("Denoising strength", formatFloat(p.strength))) }
+        if let n = p.deepCacheInterval { kv.append(("DeepCache interval", "\(n)")) }
         let hashes = p.loras.compactMap { l in l.hash.map { "\(l.name): \($0)" } }
         if !hashes.isEmpty { kv.append(("Lora hashes", hashes.joined(separator: ", "))) }
         if let ip = p.ipAdapter {
@@ -370,6 +371,8 @@ public enum ImageMetadata {
                 if let n = Int(v), n > 0 { p.imagesPerPrompt = n }
             case "Batch pos":
                 if let n = Int(v), n >= 0 { batchIndex = n }
+            case "DeepCache interval":
+                if let n = Int(v), (2...10).contains(n) { p.deepCacheInterval = n }
             case "Lora hashes":
                 // The first LoRA of each name gets the hash (a dictionary: linear however many).
                 var firstIndex: [String: Int] = [:]

@@ -275,12 +275,3 @@ public func tildePath(_ path: String) -> String {
     return path
 }
 
-/// `FILE[:WEIGHT]`: the part after the last colon is the weight when it is a number.
-public func parseLoRASpec(_ spec: String) -> (path: String, weight: Float?) {
-    let s = spec.trimmingCharacters(in: .whitespaces)
-    if let colon = s.lastIndex(of: ":") {
-        let tail = s[s.index(after: colon)...]
-        if let w = Float(tail), w.isFinite { return (String(s[..<colon]), w) }
-    }
-    return (s, nil)
-}

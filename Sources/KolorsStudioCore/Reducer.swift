@@ -999,7 +999,7 @@ func handleLinePromptKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
         return []
     case .tab:
         let text = lp.editor.text
-        if lp.purpose == .addLoRA, parseLoRASpec(text).1 != nil { return [] }   // a weight follows the path
+        if lp.purpose == .addLoRA, (try? LoRASpec.parse(text))?.weight != nil { return [] }   // a weight follows the path
         return text.trimmingCharacters(in: .whitespaces).isEmpty ? [] : [.completePath(text)]
     case .enter:
         let path = resolveStudioPath(lp.editor.text.trimmingCharacters(in: .whitespaces), cwd: s.workingDirectory)
@@ -1028,7 +1028,9 @@ func handleLinePromptKey(_ s: inout StudioState, _ key: Key) -> [Effect] {
 
 /// The add-LoRA prompt's text: `path-or-name[:weight]`.
 func addLoRA(_ s: inout StudioState, _ text: String) -> [Effect] {
-    let (raw, weight) = parseLoRASpec(text)
+    // a weight that is no finite number is left to the path (as a file name may end in ":x")
+    let spec = (try? LoRASpec.parse(text)) ?? LoRASpec(path: text.trimmingCharacters(in: .whitespaces))
+    let (raw, weight) = (spec.path, spec.weight)
     let path = resolveStudioPath(raw, cwd: s.workingDirectory, keepBareNames: true)
     guard !path.isEmpty else { return [] }
     s.focus = .loras

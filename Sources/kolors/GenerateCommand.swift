@@ -113,20 +113,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "A LoRA .safetensors with an optional weight, FILE[:WEIGHT] (default 1); repeat for several.")
     var lora: [String] = []
 
-    /// `FILE[:WEIGHT]`: the part after the last colon is the weight when it is a number.
-    static func parseLoRA(_ spec: String) throws -> LoRAInput {
-        if let colon = spec.lastIndex(of: ":") {
-            let tail = spec[spec.index(after: colon)...]
-            if let w = Float(tail) {
-                guard w.isFinite else { throw GenerationError("--lora \(spec): the weight must be a finite number") }
-                let path = String(spec[..<colon])
-                guard !path.isEmpty else { throw GenerationError("--lora \(spec): no file before the weight") }
-                return LoRAInput(path: path, weight: w)
-            }
-        }
-        guard !spec.isEmpty else { throw GenerationError("--lora needs a file") }
-        return LoRAInput(path: spec, weight: 1)
-    }
+    @Option(name: .long, help: "Step caching, an approximation for drafts: off (default), or deep:N (DeepCache: the whole UNet every N-th step, only its shallow path in between; N 2…10).")
+    var cache: String = "off"
 
     /// A1111's prompt tags for LoRAs: `<lora:name:weight>` (name = file name without extension).
     static func loraTags(_ loras: [LoRAInput]) -> String {
@@ -193,7 +181,11 @@ struct GenerateCommand: ParsableCommand {
         } else if ipImage != nil || imageEncoder != nil {
             throw GenerationError("--ip-image and --image-encoder need --ip-adapter")
         }
-        request.loras = try lora.map(Self.parseLoRA)
+        request.loras = try lora.map {
+            let spec = try LoRASpec.parse($0, weightRange: GenerationRequest.adapterScaleRange)
+            return LoRAInput(path: spec.path, weight: spec.weight ?? 1)
+        }
+        request.deepCacheInterval = try GenerationRequest.parseStepCache(cache)
         for l in request.loras where !FileManager.default.fileExists(atPath: l.path) {
             throw GenerationError("--lora \(l.path): no such file")
         }
@@ -259,16 +251,11 @@ struct GenerateCommand: ParsableCommand {
         let modelName = Self.displayName(of: pipeline.model.root)
         let seconds = Date().timeIntervalSince(started)
         for (i, img) in result.images.enumerated() {
-            let p = i / numImages
-            let negative = negativePrompt.isEmpty ? "" : (negativePrompt.count == 1 ? negativePrompt[0] : negativePrompt[p])
-            var params = GenerationParameters(prompt: prompt[p], negativePrompt: negative, width: img.width, height: img.height,
-                                              steps: steps, guidance: guidance, seed: request.seed, scheduler: kind.rawValue,
-                                              imagesPerPrompt: numImages, initImage: image, strength: Float(strength),
-                                              model: modelName)
-            if let ipAdapter, let ipImage {
-                params.ipAdapter = .init(path: ipAdapter, image: ipImage, scale: ipScale, imageEncoder: imageEncoder)
+            let ip = ipAdapter.flatMap { a in
+                ipImage.map { GenerationParameters.IPAdapterSettings(path: a, image: $0, scale: ipScale, imageEncoder: imageEncoder) }
             }
-            params.loras = zip(request.loras, loraHashes).map { .init(path: $0.path, weight: $0.weight, hash: $1) }
+            let params = GenerationParameters(request: request, image: i, width: img.width, height: img.height, model: modelName,
+                                              initImage: image, ipAdapter: ip, loraHashes: loraHashes)
             var record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
             record.precision = precision.resolved.rawValue

@@ -28,27 +28,7 @@ final class PipelineGenerator: ImageGenerator, @unchecked Sendable {
                   events: @escaping @Sendable (GenerationEvent) -> Void) throws -> [RGBImage] {
         lock.lock()
         defer { lock.unlock() }
-        var r = GenerationRequest(prompt: p.prompt)
-        r.negativePrompts = [p.negativePrompt]
-        r.width = p.width
-        r.height = p.height
-        r.steps = p.steps
-        r.guidance = p.guidance
-        r.seed = p.seed
-        r.scheduler = try SchedulerKind(name: p.scheduler)
-        r.imagesPerPrompt = p.imagesPerPrompt
-        // Through the decimal text, so 0.7 stays 0.7 and not 0.69999999 (diffusers uses a Python float).
-        r.strength = Double("\(p.strength)") ?? Double(p.strength)
-        if let path = p.initImage {
-            r.initImage = try PNGFile.read((path as NSString).expandingTildeInPath).image
-        }
-        if let ip = p.ipAdapter {
-            let reference = try PNGFile.read((ip.image as NSString).expandingTildeInPath).image
-            r.ipAdapter = IPAdapterInput(weights: (ip.path as NSString).expandingTildeInPath,
-                                         imageEncoder: ip.imageEncoder.map { ($0 as NSString).expandingTildeInPath },
-                                         image: reference, scale: ip.scale)
-        }
-        r.loras = p.loras.map { LoRAInput(path: ($0.path as NSString).expandingTildeInPath, weight: $0.weight) }
+        let r = try GenerationRequest(p)
         let run = try pipeline.prepare(r, cancel: cancel) { events(.loading($0, fraction: nil)) }
         events(.started(totalSteps: run.totalSteps))
         var clock = StepClock()

@@ -105,15 +105,15 @@ struct StudioCommand: ParsableCommand {
             throw ValidationError("--image-encoder needs --ip-adapter")
         }
         for spec in lora {
-            let (file, weight) = parseLoRASpec(spec)
-            guard !file.isEmpty else { throw ValidationError("--lora \(spec): no file before the weight") }
-            let path = absolute(file)
-            guard isDir(path) == false else { throw ValidationError("--lora \(file): no such file") }
-            let w = weight ?? 1
-            guard ParameterRules.loraWeightRange.contains(w) else {
-                throw ValidationError("--lora \(spec): the weight must be within -2…2")
+            let parsed: LoRASpec
+            do {
+                parsed = try LoRASpec.parse(spec, weightRange: ParameterRules.loraWeightRange)
+            } catch {
+                throw ValidationError("--lora: \(error)")
             }
-            options.loras.append(GenerationParameters.LoRASettings(path: path, weight: w))
+            let path = absolute(parsed.path)
+            guard isDir(path) == false else { throw ValidationError("--lora \(parsed.path): no such file") }
+            options.loras.append(GenerationParameters.LoRASettings(path: path, weight: parsed.weight ?? 1))
         }
         for dir in loraDir {
             let path = absolute(dir)

@@ -438,9 +438,10 @@ struct HostileInputTests {
         let dir = try TemporaryDirectory()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CLI.binary)
-        // 16 images of 256² without guidance: generated in a few seconds, then written for ~0.4 s.
-        process.arguments = ["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--steps", "1", "--width", "256",
-                             "--height", "256", "--num-images", "16", "--guidance", "1", "--seed", "3", "--precision", "fp32",
+        // 16 images of 512² without guidance: generated in a few seconds, then written for ~1.5 s
+        // (a long enough window to interrupt in, also while other tests load the machine).
+        process.arguments = ["generate", "--model", CLI.tinyKolors, "--prompt", "x", "--steps", "1", "--width", "512",
+                             "--height", "512", "--num-images", "16", "--guidance", "1", "--seed", "3", "--precision", "fp32",
                              "--output", dir.path + "/big.png"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -499,7 +499,7 @@ struct AdapterTests {
     }
 
     @Test("paths typed into the studio: ~, relative, quoted, bare LoRA names; FILE[:WEIGHT]")
-    func pathsAndSpecs() {
+    func pathsAndSpecs() throws {
         #expect(resolveStudioPath("refs/a.png", cwd: "/work") == "/work/refs/a.png")
         #expect(resolveStudioPath("  '/x y/a.png' ", cwd: "/work") == "/x y/a.png")
         #expect(resolveStudioPath("~/a.png", cwd: "/work") == NSHomeDirectory() + "/a.png")
@@ -509,8 +509,11 @@ struct AdapterTests {
         #expect(resolveStudioPath("", cwd: "/work") == "")
         #expect(resolveStudioPath("./a//b/../c.png", cwd: "/work/") == "/work/a/c.png")
         #expect(resolveStudioPath("/../../x.png", cwd: "/work") == "/x.png")
-        #expect(parseLoRASpec("a.safetensors:0.7") == ("a.safetensors", 0.7))
-        #expect(parseLoRASpec("/x:y/a.safetensors") == ("/x:y/a.safetensors", nil))
-        #expect(parseLoRASpec("style:-1.5") == ("style", -1.5))
+        #expect(try LoRASpec.parse("a.safetensors:0.7") == LoRASpec(path: "a.safetensors", weight: 0.7))
+        #expect(try LoRASpec.parse(" /x:y/a.safetensors ") == LoRASpec(path: "/x:y/a.safetensors"))
+        #expect(try LoRASpec.parse("style:-1.5") == LoRASpec(path: "style", weight: -1.5))
+        #expect(throws: GenerationError.self) { try LoRASpec.parse(":0.5") }
+        #expect(throws: GenerationError.self) { try LoRASpec.parse("a:inf") }
+        #expect(throws: GenerationError.self) { try LoRASpec.parse("a:3", weightRange: -2...2) }
     }
 }
