@@ -80,23 +80,16 @@ struct GenerateCommand: ParsableCommand {
     @Option(name: .long, help: "Also write the final latents of the batch (before VAE scaling) as float32 .npy.")
     var saveLatents: String?
 
-    @Option(name: .long, help: "Threads for BLAS and element-wise loops, 1…\(EngineThreads.maximum) (default: all cores).")
-    var threads: Int?
-
     @Flag(name: .long, help: "Decode in overlapping 512-pixel tiles, blended as diffusers' vae.enable_tiling() does: bounded memory for large images.")
     var vaeTiling = false
 
     @Option(name: .long, help: "Weight files to read: fp16 (the variant, default) or full.")
     var variant: WeightVariant = .fp16
 
-    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: PrecisionOption = .auto
+    @OptionGroup var engine: EngineOptions
 
     @Flag(name: .long, help: "Also print how the engine computes here (precision, why bf16 is off where it is, threads).")
     var verbose = false
-
-    @Option(name: .long, help: "Text encoder weights: fp16 (exact, default), int8 (weight-only, half the memory; quantized once and cached) or int8-w8a8 (experimental: int8 weights and activations, integer products on oneDNN; faster, less accurate).")
-    var textEncoderPrecision: TextEncoderPrecision = .fp16
 
     @Option(name: .long, help: "IP-Adapter-Plus: ip_adapter_plus_general.safetensors or the folder holding it (with --ip-image).")
     var ipAdapter: String?
@@ -136,16 +129,13 @@ struct GenerateCommand: ParsableCommand {
             throw GenerationError("\(prompt.count) prompts × --num-images \(numImages) is more than the \(maxImages) images one run can make")
         }
         if let o = output, !o.lowercased().hasSuffix(".png") { throw GenerationError("--output must end in .png") }
-        if let threads, !(1...EngineThreads.maximum).contains(threads) {
-            throw GenerationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
-        }
         let seed = self.seed ?? UInt64.random(in: 0...UInt64(UInt32.max))
         // Where the results go is checked first: a missing or read-only folder, or a file in
         // the way, must not cost a whole generation.
         let paths = Self.outputPaths(output ?? Self.defaultOutput(seed: seed), count: total)
         try Self.checkOutputs(paths, flag: "--output", overwrite: overwrite)
         if let saveLatents { try Self.checkOutputs([saveLatents], flag: "--save-latents", overwrite: overwrite) }
-        EngineThreads.configure(threads)
+        EngineThreads.configure(engine.threads)
 
         var request = GenerationRequest(prompts: prompt)
         request.negativePrompts = negativePrompt
@@ -190,12 +180,12 @@ struct GenerateCommand: ParsableCommand {
             throw GenerationError("--lora \(l.path): no such file")
         }
 
-        if let warning = precision.warning { FileHandle.standardError.write(Data("kolors: warning: \(warning)\n".utf8)) }
+        if let warning = engine.precision.warning { FileHandle.standardError.write(Data("kolors: warning: \(warning)\n".utf8)) }
         if verbose {
-            FileHandle.standardError.write(Data("kolors: compute --precision \(precision.summary); \(EngineThreads.count) threads\n".utf8))
+            FileHandle.standardError.write(Data("kolors: compute --precision \(engine.precision.summary); \(EngineThreads.count) threads\n".utf8))
         }
         let pipeline = try KolorsPipeline(model: try DiffusersModel(model), variant: variant,
-                                          textEncoderPrecision: textEncoderPrecision, backend: precision.resolved.backend)
+                                          textEncoderPrecision: engine.textEncoderPrecision, backend: engine.precision.resolved.backend)
         try pipeline.validate(request)
         let outW = request.initImage.map { $0.width - $0.width % 8 } ?? request.width ?? pipeline.defaultSize
         let outH = request.initImage.map { $0.height - $0.height % 8 } ?? request.height ?? pipeline.defaultSize
@@ -258,7 +248,7 @@ struct GenerateCommand: ParsableCommand {
                                               initImage: image, ipAdapter: ip, loraHashes: loraHashes)
             var record = ImageRecord(parameters: params, batchIndex: i % numImages,
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
-            record.precision = precision.resolved.rawValue
+            record.precision = engine.precision.resolved.rawValue
             save(paths[i]) { path in
                 try PNGFile.write(img, to: path, texts: ImageMetadata.texts(for: record), overwrite: overwrite)
                 print(path)

@@ -23,21 +23,14 @@ struct ModelBenchOptions: ParsableArguments {
     @Option(name: .long, help: "Timed repetitions (the median is reported) after one warm-up.")
     var repeats: Int = 3
 
-    @Option(name: .long, help: "Threads for BLAS and element-wise loops (default: all cores).")
-    var threads: Int?
-
-    @Option(name: .long, help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: PrecisionOption = .auto
-
-    @Option(name: .long, help: "text-encoder: its weights, fp16 (default) or int8.")
-    var textEncoderPrecision: TextEncoderPrecision = .fp16
+    @OptionGroup var engine: EngineOptions
 
     @Option(name: .long, help: "Where linear layers, convolutions and attention run: auto (the precision's default), openblas, or onednn (its primitives: UNet and VAE weights prepared once in oneDNN's layout, the text encoder's converted block by block; for A/B runs).")
     var backend: BenchBackend = .auto
 
     /// The backend the options select.
     func makeBackend() -> ComputeBackend {
-        let p = precision.resolved
+        let p = engine.precision.resolved
         switch backend {
         case .auto: return p.backend
         case .openblas: return OpenBLASBackend(bf16Operands: p == .bf16)
@@ -48,9 +41,6 @@ struct ModelBenchOptions: ParsableArguments {
     func validate() throws {
         guard width > 0, height > 0, width % 8 == 0, height % 8 == 0 else { throw ValidationError("--width/--height must be positive multiples of 8") }
         guard batch >= 1, repeats >= 1 else { throw ValidationError("--batch and --repeats must be at least 1") }
-        if let threads, !(1...EngineThreads.maximum).contains(threads) {
-            throw ValidationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
-        }
     }
 }
 
@@ -183,7 +173,7 @@ struct UNetBench: ParsableCommand {
     var keepConditioning = false
 
     func run() throws {
-        EngineThreads.configure(options.threads)
+        EngineThreads.configure(options.engine.threads)
         let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
         let unet = try UNet2DConditionModel.load(from: model, backend: backend)
@@ -222,15 +212,15 @@ struct UNetBench: ParsableCommand {
         }
         printBreakdown(repeats: options.repeats, total: median)
         blocks.print(repeats: options.repeats, total: median)
-        let peak = measuredPeakGFLOPs(options.precision.resolved)
+        let peak = measuredPeakGFLOPs(options.engine.precision.resolved)
         print(String(format: "ceiling in this process (4096×1280×1280 product): %.1f GFLOP/s; the UNet ran at %.0f%% of it",
                      peak, 100 * flops / median / 1e9 / peak))
         print(String(format: "UNet %d×%d batch %d: %.2f s median, %.1f GFLOP/s (%.2f TFLOP), peak RSS %.0f MiB",
                      options.width, options.height, b, median, flops / median / 1e9, flops / 1e12, peakRSSMiB()))
-        print("precision: \(options.precision.summary)")
+        print("precision: \(options.engine.precision.summary)")
         printBackend(backend)
         printJSONLine([("component", "unet"), ("width", options.width), ("height", options.height), ("batch", b),
-                       ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.engine.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("keep_conditioning", keepConditioning),
                        ("gflops", flops / median / 1e9), ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
@@ -242,10 +232,10 @@ struct TextEncoderBench: ParsableCommand {
     @OptionGroup var options: ModelBenchOptions
 
     func run() throws {
-        EngineThreads.configure(options.threads)
+        EngineThreads.configure(options.engine.threads)
         let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
-        let encoder = try ChatGLMModel.load(from: model, precision: options.textEncoderPrecision,
+        let encoder = try ChatGLMModel.load(from: model, precision: options.engine.textEncoderPrecision,
                                             cacheDirectory: Int8WeightCache.defaultDirectory,
                                             backend: backend)
         let cfg = encoder.config
@@ -260,13 +250,13 @@ struct TextEncoderBench: ParsableCommand {
             + 4.0 * 256 * 256 * Double(cfg.numAttentionHeads * cfg.kvChannels)
         let flops = perLayer * Double(cfg.numLayers)
         printBreakdown(repeats: options.repeats, total: median)
-        let peak = measuredPeakGFLOPs(options.precision.resolved)
+        let peak = measuredPeakGFLOPs(options.engine.precision.resolved)
         print(String(format: "ChatGLM3 one 256-token prompt: %.2f s median, %.1f GFLOP/s (%.0f%% of the %.1f GFLOP/s measured in this process), peak RSS %.0f MiB",
                      median, flops / median / 1e9, 100 * flops / median / 1e9 / peak, peak, peakRSSMiB()))
-        print("precision: \(options.precision.summary)")
+        print("precision: \(options.engine.precision.summary)")
         printBackend(backend)
-        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.precision.resolved.rawValue), ("backend", backend.name),
-                       ("weights", options.textEncoderPrecision.rawValue),
+        printJSONLine([("component", "text-encoder"), ("tokens", 256), ("precision", options.engine.precision.resolved.rawValue), ("backend", backend.name),
+                       ("weights", options.engine.textEncoderPrecision.rawValue),
                        ("threads", EngineThreads.count), ("seconds_median", median), ("gflops", flops / median / 1e9),
                        ("peak_gflops", peak), ("peak_rss_mib", peakRSSMiB())])
     }
@@ -281,7 +271,7 @@ struct VAEDecodeBench: ParsableCommand {
     var tiling = false
 
     func run() throws {
-        EngineThreads.configure(options.threads)
+        EngineThreads.configure(options.engine.threads)
         let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
         let vae = try AutoencoderKL.load(from: model, encoder: false, backend: backend)
@@ -293,11 +283,11 @@ struct VAEDecodeBench: ParsableCommand {
         }
         printBreakdown(repeats: options.repeats, total: median)
         print(String(format: "VAE decode %d×%d: %.2f s median, peak RSS %.0f MiB", options.width, options.height, median, peakRSSMiB()))
-        print("precision: \(options.precision.summary)")
+        print("precision: \(options.engine.precision.summary)")
         printBackend(backend)
         printJSONLine([("component", "vae-decode"), ("width", options.width), ("height", options.height), ("batch", 1),
                        ("tiling", tiling ? "512px" : "off"),
-                       ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
+                       ("precision", options.engine.precision.resolved.rawValue), ("backend", backend.name), ("threads", EngineThreads.count), ("seconds_median", median),
                        ("peak_rss_mib", peakRSSMiB())])
     }
 }
@@ -379,10 +369,10 @@ struct PipelineBench: ParsableCommand {
     var cache: String = "off"
 
     func run() throws {
-        EngineThreads.configure(options.threads)
+        EngineThreads.configure(options.engine.threads)
         let backend = options.makeBackend()
         let pipeline = try KolorsPipeline(model: try DiffusersModel(options.model),
-                                          textEncoderPrecision: options.textEncoderPrecision,
+                                          textEncoderPrecision: options.engine.textEncoderPrecision,
                                           backend: backend)
         var request = GenerationRequest(prompt: "a lighthouse at dusk, 黄昏的灯塔, highly detailed")
         request.width = options.width
@@ -412,11 +402,11 @@ struct PipelineBench: ParsableCommand {
             print("DeepCache deep:\(n) (an approximation): \(full) full and \(steps - full) shallow UNet passes per run")
         }
         print(String(format: "peak RSS %.0f MiB; text encoder loads: %d", peakRSSMiB(), pipeline.prompts.encoderLoads))
-        print("precision: \(options.precision.summary)")
+        print("precision: \(options.engine.precision.summary)")
         printBackend(backend)
         var fields: [(String, Any)] = [
             ("component", "pipeline"), ("width", options.width), ("height", options.height), ("steps", steps),
-            ("precision", options.precision.resolved.rawValue), ("backend", backend.name), ("text_encoder", options.textEncoderPrecision.rawValue),
+            ("precision", options.engine.precision.resolved.rawValue), ("backend", backend.name), ("text_encoder", options.engine.textEncoderPrecision.rawValue),
             ("cache", cache), ("threads", EngineThreads.count), ("seconds_first", timed[0].seconds)]
         if timed.count > 1 { fields.append(("seconds_second", timed[1].seconds)) }
         fields += [("text_encoder_loads", pipeline.prompts.encoderLoads), ("peak_rss_mib", peakRSSMiB())]

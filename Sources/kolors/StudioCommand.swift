@@ -44,14 +44,7 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Colour theme: dark, light, high-contrast, or a path to a .theme file (F2 switches).")
     var theme: String?
 
-    @Option(help: "Compute precision: fp32, bf16 (bf16 operands, float32 sums); auto: bf16 where the CPU multiplies bf16 natively (AVX512-BF16/AMX via oneDNN), else fp32.")
-    var precision: PrecisionOption = .auto
-
-    @Option(help: "Text encoder weights: fp16 (exact, default), int8 (weight-only, half the memory; quantized once and cached) or int8-w8a8 (experimental: int8 weights and activations, integer products on oneDNN; faster, less accurate).")
-    var textEncoderPrecision: TextEncoderPrecision = .fp16
-
-    @Option(help: "Threads for the engine (default: all cores).")
-    var threads: Int?
+    @OptionGroup var engine: EngineOptions
 
     @Option(help: ArgumentHelp("IP-Adapter-Plus for this session: ip_adapter_plus_general.safetensors or the folder holding it "
                                + "(turns on the Reference image and IP scale fields).", valueName: "path"))
@@ -69,9 +62,6 @@ struct StudioCommand: ParsableCommand {
     var loraDir: [String] = []
 
     func validate() throws {
-        if let threads, !(1...EngineThreads.maximum).contains(threads) {
-            throw ValidationError("--threads must be between 1 and \(EngineThreads.maximum) (got \(threads))")
-        }
         _ = try adapterOptions()
     }
 
@@ -124,7 +114,7 @@ struct StudioCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = StudioOptions(model: model, session: session, preview: preview, theme: theme, threads: threads,
+        let options = StudioOptions(model: model, session: session, preview: preview, theme: theme, threads: engine.threads,
                                     adapters: try adapterOptions())
         let factory: GeneratorFactory
         if let spec = ProcessInfo.processInfo.environment["KOLORS_STUDIO_TEST_GENERATOR"] {
@@ -132,7 +122,7 @@ struct StudioCommand: ParsableCommand {
             let delay = Double(spec.split(separator: ":").dropFirst().first ?? "") ?? 0.05
             factory = { _, _ in TestPatternGenerator(stepDelay: delay) }
         } else {
-            let (precision, compute, label) = (textEncoderPrecision, self.precision.resolved, self.precision.summary)
+            let (precision, compute, label) = (engine.textEncoderPrecision, engine.precision.resolved, engine.precision.summary)
             factory = { request, progress in
                 try makeStudioGenerator(request, textEncoderPrecision: precision, precision: compute, precisionLabel: label,
                                         progress: progress)
