@@ -34,15 +34,7 @@ public final class DDIMScheduler: Scheduler {
         try validateStepCount(steps, trainSteps: schedule.count, in: name)
         let t = schedule.count
         let points: [Double]
-        switch spacing {
-        case .linspace:
-            points = numpyLinspace(0, Double(t - 1), steps).map(roundHalfEven).reversed()
-        case .leading:
-            let ratio = t / steps
-            points = (0..<steps).reversed().map { Double($0 * ratio + stepsOffset) }
-        case .trailing:
-            points = numpyArange(Double(t), 0, -Double(t) / Double(steps)).map { roundHalfEven($0) - 1 }
-        }
+        points = spacing.timesteps(steps: steps, trainSteps: t, offset: stepsOffset, rounding: .halfEven)
         timesteps = points.map { Float($0) }
         stepCount = steps
     }

@@ -78,15 +78,8 @@ public final class DPMSolverMultistepScheduler: Scheduler {
         }.count
         let lastTimestep = t - clipped
         var points: [Double]
-        switch spacing {
-        case .linspace:
-            points = Array(numpyLinspace(0, Double(lastTimestep - 1), steps + 1).map(roundHalfEven).reversed().dropLast())
-        case .leading:
-            let ratio = lastTimestep / (steps + 1)
-            points = (1...steps).reversed().map { Double($0 * ratio + stepsOffset) }
-        case .trailing:
-            points = numpyArange(Double(lastTimestep), 0, -Double(t) / Double(steps)).map { roundHalfEven($0) - 1 }
-        }
+        points = spacing.timesteps(steps: steps, trainSteps: t, offset: stepsOffset, rounding: .halfEven, multistep: true,
+                                   last: lastTimestep)
         var sigmaValues: [Double]
         if useKarrasSigmas {
             // The ramp spans the whole training table; the timesteps are the rounded training

@@ -2,7 +2,7 @@ import Foundation
 import KolorsEngine
 
 /// Mirrors diffusers' `EulerDiscreteScheduler` (s_churn = 0, so every step is deterministic).
-public final class EulerDiscreteScheduler: Scheduler {
+public final class EulerDiscreteScheduler: SigmaScheduler {
     public let name = "euler"
     public let order = 1
     public private(set) var timesteps: [Float] = []
@@ -45,16 +45,8 @@ public final class EulerDiscreteScheduler: Scheduler {
         try validateStepCount(steps, trainSteps: schedule.count, in: name)
         let t = schedule.count
         var points: [Double]
-        switch spacing {
-        case .linspace:
-            // np.linspace(..., dtype=float32): the fractional values are rounded to float32 first.
-            points = numpyLinspace(0, Double(t - 1), steps).reversed().map { Double(Float($0)) }
-        case .leading:
-            let ratio = t / steps
-            points = (0..<steps).reversed().map { Double($0 * ratio + stepsOffset) }
-        case .trailing:
-            points = numpyArange(Double(t), 0, -Double(t) / Double(steps)).map { roundHalfEven($0) - 1 }
-        }
+        // np.linspace(..., dtype=float32): the fractional values are rounded to float32.
+        points = spacing.timesteps(steps: steps, trainSteps: t, offset: stepsOffset, rounding: .float32)
         var sigmaValues = points.map { interpolate(schedule.sigmas, at: $0) }
         if useKarrasSigmas {
             // The Karras ramp spans the σ of the first and last timestep (unless configured), and
@@ -66,39 +58,14 @@ public final class EulerDiscreteScheduler: Scheduler {
         let last: Float = finalSigmas == .zero ? 0 : schedule.sigmas[0]
         sigmas = sigmaValues.map { Float($0) } + [last]
         timesteps = points.map { Float($0) }
-        let maxSigma = sigmas.max()!
-        initNoiseSigma = spacing == .leading ? (maxSigma * maxSigma + 1).squareRoot() : maxSigma
-    }
-
-    /// Nothing to record: each step reads its own σ.
-    public func setBeginIndex(_ index: Int) {}
-
-    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = sigmas[stepIndex]
-        let scale = (sigma * sigma + 1).squareRoot()
-        return elementwise(sample) { $0 / scale }
+        initNoiseSigma = initialNoiseSigma(spacing: spacing)
     }
 
     public func step(modelOutput: Tensor, stepIndex: Int, sample: Tensor, generator: inout TorchGenerator) -> SchedulerStepOutput {
         let sigma = sigmas[stepIndex]
-        let predictedOriginal: Tensor
-        switch prediction {
-        case .epsilon:
-            predictedOriginal = elementwise(sample, modelOutput) { x, e in x - sigma * e }
-        case .vPrediction:
-            let c = -sigma / (sigma * sigma + 1).squareRoot(), d = sigma * sigma + 1
-            predictedOriginal = elementwise(modelOutput, sample) { v, x in v * c + x / d }
-        case .sample:
-            predictedOriginal = modelOutput
-        }
+        let predictedOriginal = self.predictedOriginal(modelOutput, sample: sample, sigma: sigma)
         let dt = sigmas[stepIndex + 1] - sigma
         let previous = elementwise(sample, predictedOriginal) { x, x0 in x + ((x - x0) / sigma) * dt }
         return SchedulerStepOutput(previousSample: previous, predictedOriginal: predictedOriginal)
-    }
-
-    /// x0 + σ·n at the step's σ.
-    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
-        let sigma = sigmas[stepIndex]
-        return elementwise(original, noise) { x, n in x + n * sigma }
     }
 }

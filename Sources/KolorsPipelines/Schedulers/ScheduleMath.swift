@@ -27,6 +27,12 @@ func numpyArange(_ start: Double, _ stop: Double, _ step: Double) -> [Double] {
 /// numpy's `round` (half to even).
 func roundHalfEven(_ x: Double) -> Double { x.rounded(.toNearestOrEven) }
 
+/// `x` rounded to the nearest float32 (numpy's `dtype=np.float32`).
+func roundedToFloat32(_ x: Double) -> Double {
+    let f: Float = Float(x)
+    return Double(f)
+}
+
 /// `np.interp(x, arange(table.count), table)`: linear interpolation, clamped at both ends.
 func interpolate(_ table: [Float], at x: Double) -> Double {
     if x <= 0 { return Double(table[0]) }

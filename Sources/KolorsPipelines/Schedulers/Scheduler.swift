@@ -32,3 +32,48 @@ public protocol Scheduler: AnyObject {
     /// Noises clean latents to the level of step `stepIndex` (img2img).
     func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor
 }
+
+/// The Euler family's σ-space (k-diffusion) scheduling, shared by Euler and Euler A: the input
+/// scaled by 1/√(σ²+1), img2img noise added at σ, no begin index to record, and the clean-latent
+/// estimate x0 the prediction type implies at σ.
+protocol SigmaScheduler: Scheduler {
+    /// σ of each timestep, then the σ after the last step.
+    var sigmas: [Float] { get }
+    var prediction: PredictionType { get }
+}
+
+extension SigmaScheduler {
+    /// Nothing to record: each step reads its own σ.
+    public func setBeginIndex(_ index: Int) {}
+
+    public func scaleModelInput(_ sample: Tensor, stepIndex: Int) -> Tensor {
+        let sigma = sigmas[stepIndex]
+        let scale = (sigma * sigma + 1).squareRoot()
+        return elementwise(sample) { $0 / scale }
+    }
+
+    /// x0 + σ·n at the step's σ.
+    public func addNoise(original: Tensor, noise: Tensor, stepIndex: Int) -> Tensor {
+        let sigma = sigmas[stepIndex]
+        return elementwise(original, noise) { x, n in x + n * sigma }
+    }
+
+    /// diffusers' `init_noise_sigma` for these σ: the largest σ, or √(σ_max²+1) with leading spacing.
+    func initialNoiseSigma(spacing: TimestepSpacing) -> Float {
+        let maxSigma = sigmas.max() ?? 1
+        return spacing == .leading ? (maxSigma * maxSigma + 1).squareRoot() : maxSigma
+    }
+
+    /// The predicted clean latent at σ from the UNet's output.
+    func predictedOriginal(_ modelOutput: Tensor, sample: Tensor, sigma: Float) -> Tensor {
+        switch prediction {
+        case .epsilon:
+            return elementwise(sample, modelOutput) { x, e in x - sigma * e }
+        case .vPrediction:
+            let c = -sigma / (sigma * sigma + 1).squareRoot(), d = sigma * sigma + 1
+            return elementwise(modelOutput, sample) { v, x in v * c + x / d }
+        case .sample:
+            return modelOutput
+        }
+    }
+}

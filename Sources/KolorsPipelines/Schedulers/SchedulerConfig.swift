@@ -140,6 +140,34 @@ public struct SchedulerError: Error, CustomStringConvertible, Sendable, Equatabl
 /// diffusers' `timestep_spacing`.
 enum TimestepSpacing: String, CaseIterable {
     case linspace, leading, trailing
+
+    /// How the fractional `linspace` points are rounded: to float32 (Euler's `dtype=np.float32`)
+    /// or half to even (DDIM's and the multistep solvers' `.round()`).
+    enum Rounding { case float32, halfEven }
+
+    /// The training timesteps `set_timesteps` picks, in the order the loop takes them, for
+    /// `steps` of `trainSteps`. The discrete schedulers (Euler, Euler A, DDIM) spread `steps`
+    /// points over the table; the multistep solvers (`multistep`: DPM-Solver, UniPC) spread
+    /// `steps + 1` over the first `last` training steps (fewer with λ clipping) and drop the final one.
+    func timesteps(steps: Int, trainSteps t: Int, offset: Int, rounding: Rounding, multistep: Bool = false,
+                   last: Int? = nil) -> [Double] {
+        let last = last ?? t
+        func round(_ x: Double) -> Double { rounding == .float32 ? roundedToFloat32(x) : roundHalfEven(x) }
+        switch (self, multistep) {
+        case (.linspace, false):
+            return numpyLinspace(0, Double(t - 1), steps).map(round).reversed()
+        case (.linspace, true):
+            return Array(numpyLinspace(0, Double(last - 1), steps + 1).map(round).reversed().dropLast())
+        case (.leading, false):
+            let ratio = t / steps
+            return (0..<steps).reversed().map { Double($0 * ratio + offset) }
+        case (.leading, true):
+            let ratio = last / (steps + 1)
+            return (1...steps).reversed().map { Double($0 * ratio + offset) }
+        case (.trailing, _):
+            return numpyArange(Double(last), 0, -Double(t) / Double(steps)).map { roundHalfEven($0) - 1 }
+        }
+    }
 }
 
 /// diffusers' `prediction_type` (what the UNet predicts).

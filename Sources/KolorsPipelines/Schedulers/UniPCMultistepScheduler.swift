@@ -64,15 +64,7 @@ public final class UniPCMultistepScheduler: Scheduler {
         try validateStepCount(steps, trainSteps: schedule.count, in: name)
         let t = schedule.count
         var points: [Double]
-        switch spacing {
-        case .linspace:
-            points = Array(numpyLinspace(0, Double(t - 1), steps + 1).map(roundHalfEven).reversed().dropLast())
-        case .leading:
-            let ratio = t / (steps + 1)
-            points = (1...steps).reversed().map { Double($0 * ratio + stepsOffset) }
-        case .trailing:
-            points = numpyArange(Double(t), 0, -Double(t) / Double(steps)).map { roundHalfEven($0) - 1 }
-        }
+        points = spacing.timesteps(steps: steps, trainSteps: t, offset: stepsOffset, rounding: .halfEven, multistep: true)
         let sigmaValues: [Double]
         let last: Float
         if useKarrasSigmas {
