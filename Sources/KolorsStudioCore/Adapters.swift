@@ -249,8 +249,7 @@ public func resolveStudioPath(_ text: String, cwd: String, keepBareNames: Bool =
         p = String(p.dropFirst().dropLast())       // pasted from a file manager, quoted
     }
     if p.isEmpty { return p }
-    if p == "~" { return NSHomeDirectory() }
-    if p.hasPrefix("~/") { p = NSHomeDirectory() + p.dropFirst(1) }
+    if p == "~" || p.hasPrefix("~/") { p = expandingTilde(p) }
     if p.hasPrefix("file://") { p = String(p.dropFirst("file://".count)) }
     if p.hasPrefix("/") { return normalizePath(p) }
     if keepBareNames && !p.contains("/") && !p.hasSuffix(".safetensors") { return p }

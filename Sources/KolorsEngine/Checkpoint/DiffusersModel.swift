@@ -88,11 +88,12 @@ public struct DiffusersModel: Sendable {
             }
         }
         let files = (try? fm.contentsOfDirectory(atPath: dir)) ?? []
-        if let pickle = files.sorted().first(where: { $0.hasSuffix(".bin") || $0.hasSuffix(".bin.index.json") || $0.hasSuffix(".pt") || $0.hasSuffix(".ckpt") }) {
+        if let pickle = files.sorted().first(where: Pickles.isPickle) {
             let wanted = component == "text_encoder"
                 ? "model.fp16-0000N-of-0000M.safetensors with model.safetensors.index.fp16.json"
                 : "diffusion_pytorch_model.fp16.safetensors"
-            throw CheckpointError("\(component)/\(pickle) is a PyTorch pickle, which Kolors Studio never loads (unpickling can run code); use the safetensors weights of \(ModelLocator.defaultRepository) instead (\(component)/\(wanted))")
+            throw CheckpointError(Pickles.refusal("\(component)/\(pickle)",
+                                                  instead: "the safetensors weights of \(ModelLocator.defaultRepository) instead (\(component)/\(wanted))"))
         }
         throw CheckpointError("\(component): no safetensors weights in \(dir)")
     }

@@ -21,7 +21,7 @@ public enum ModelLocator {
     /// Resolves `spec` to a folder holding `model_index.json`.
     public static func resolve(_ spec: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
         let fm = FileManager.default
-        let expanded = (spec as NSString).expandingTildeInPath
+        let expanded = expandingTilde(spec)
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: expanded, isDirectory: &isDir) {
             guard isDir.boolValue else { throw CheckpointError("\(spec): not a folder (pass the folder that holds model_index.json)") }

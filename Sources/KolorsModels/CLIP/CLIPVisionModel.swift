@@ -69,8 +69,9 @@ public final class CLIPVisionModel: @unchecked Sendable {
             return try SafetensorsArchive(index: dir + "/" + name)
         }
         let files = ((try? fm.contentsOfDirectory(atPath: dir)) ?? []).sorted()
-        if let pickle = files.first(where: { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") || $0.hasSuffix(".ckpt") }) {
-            throw CheckpointError("image_encoder/\(pickle) is a PyTorch pickle, which Kolors Studio never loads (unpickling can run code); use a safetensors image encoder (model.safetensors; Kwai-Kolors/Kolors-IP-Adapter-Plus has one at revision refs/pr/4)")
+        if let pickle = files.first(where: Pickles.isPickle) {
+            throw CheckpointError(Pickles.refusal("image_encoder/\(pickle)",
+                                                  instead: "a safetensors image encoder (model.safetensors; Kwai-Kolors/Kolors-IP-Adapter-Plus has one at revision refs/pr/4)"))
         }
         if let other = files.first(where: { $0.hasSuffix(".safetensors") }) {
             return try SafetensorsArchive(paths: [dir + "/" + other])

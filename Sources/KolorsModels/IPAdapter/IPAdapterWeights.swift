@@ -41,10 +41,10 @@ public final class IPAdapterWeights: @unchecked Sendable {
         guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CheckpointError("IP-Adapter: \(path): no such file or folder")
         }
-        let pickleHint = "which Kolors Studio never loads (unpickling can run code); use \(defaultFileName) (Kwai-Kolors/Kolors-IP-Adapter-Plus has it at revision refs/pr/4)"
+        let instead = "\(defaultFileName) (Kwai-Kolors/Kolors-IP-Adapter-Plus has it at revision refs/pr/4)"
         if !isDir.boolValue {
-            if path.hasSuffix(".bin") || path.hasSuffix(".pt") || path.hasSuffix(".pth") || path.hasSuffix(".ckpt") {
-                throw CheckpointError("IP-Adapter: \((path as NSString).lastPathComponent) is a PyTorch pickle, \(pickleHint)")
+            if Pickles.isPickle(path) {
+                throw CheckpointError(Pickles.refusal("IP-Adapter: \((path as NSString).lastPathComponent)", instead: instead))
             }
             return path
         }
@@ -58,8 +58,8 @@ public final class IPAdapterWeights: @unchecked Sendable {
         if candidates.count > 1 {
             throw CheckpointError("IP-Adapter: \(path) holds several IP-Adapter files (\(candidates.joined(separator: ", "))); name one")
         }
-        if let pickle = files.first(where: { $0.hasPrefix("ip_adapter") && ($0.hasSuffix(".bin") || $0.hasSuffix(".pt")) }) {
-            throw CheckpointError("IP-Adapter: \(path)/\(pickle) is a PyTorch pickle, \(pickleHint)")
+        if let pickle = files.first(where: { $0.hasPrefix("ip_adapter") && Pickles.isPickle($0) }) {
+            throw CheckpointError(Pickles.refusal("IP-Adapter: \(path)/\(pickle)", instead: instead))
         }
         throw CheckpointError("IP-Adapter: no \(defaultFileName) in \(path)")
     }

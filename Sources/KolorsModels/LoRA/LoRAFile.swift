@@ -53,9 +53,7 @@ public final class LoRAFile: @unchecked Sendable {
     public init(path: String, unetConfig: UNet2DConditionConfig? = nil) throws {
         self.path = path
         let file = (path as NSString).lastPathComponent
-        for ext in [".bin", ".pt", ".pth", ".ckpt"] where path.lowercased().hasSuffix(ext) {
-            throw LoRAError("LoRA \(file) is a PyTorch pickle, which Kolors Studio never loads (unpickling can run code); use a .safetensors LoRA")
-        }
+        if Pickles.isPickle(path) { throw LoRAError(Pickles.refusal("LoRA \(file)", instead: "a .safetensors LoRA")) }
         let st: SafetensorsFile
         do { st = try SafetensorsFile(path: path) } catch let e as CheckpointError {
             throw LoRAError("LoRA \(file): \(e.message)")

@@ -1,4 +1,5 @@
 import Foundation
+import KolorsEngine
 import KolorsImageIO
 
 /// `FILE[:WEIGHT]`, the LoRA syntax of `--lora`, the studio's add-LoRA dialog and its flag: the
@@ -28,11 +29,6 @@ public struct LoRASpec: Sendable, Equatable {
         guard !result.path.isEmpty else { throw GenerationError("LoRA \(spec): no file before the weight") }
         return result
     }
-}
-
-/// `~` and `~/…` → the home folder (paths typed by users, stored in records).
-public func expandingTilde(_ path: String) -> String {
-    (path as NSString).expandingTildeInPath
 }
 
 extension GenerationRequest {
