@@ -5,6 +5,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsModels
 import KolorsPipelines
+import KolorsStudio
 
 /// `kolors generate`: text-to-image or image-to-image on the command line.
 struct GenerateCommand: ParsableCommand {
@@ -101,6 +102,9 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(name: .long, help: "A LoRA .safetensors with an optional weight, FILE[:WEIGHT] (default 1); repeat for several.")
     var lora: [String] = []
+
+    @Flag(name: .long, help: "Also show each finished image in the terminal (kitty graphics, iTerm2 images, sixel or half blocks, detected like the studio; KOLORS_PREVIEW overrides).")
+    var previewInTerminal = false
 
     /// `FILE[:WEIGHT]`: the part after the last colon is the weight when it is a number.
     static func parseLoRA(_ spec: String) throws -> LoRAInput {
@@ -221,8 +225,15 @@ struct GenerateCommand: ParsableCommand {
                                      created: ISO8601DateFormatter().string(from: Date()), seconds: seconds)
             record.precision = precision.resolved.rawValue
             try PNGFile.write(img, to: paths[i], texts: ImageMetadata.texts(for: record))
+            if previewInTerminal { showInTerminal(img) }
             print(paths[i])
         }
+    }
+
+    /// The image below the cursor, on standard output when it is a terminal, else on standard error.
+    func showInTerminal(_ img: RGBImage) {
+        fflush(nil)
+        if InlineImage.show(img, outFD: 1) == nil { InlineImage.show(img, outFD: 2) }
     }
 
     static func defaultOutput(seed: UInt64) -> String {

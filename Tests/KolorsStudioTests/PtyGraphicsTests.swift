@@ -228,5 +228,48 @@ extension TerminalEndToEnd {
             let after = studioLog()
             #expect(after.contains("kitty delete image \(id)"))
         }
+
+        @Test("kolors generate --preview-in-terminal: the finished image inline, pixel for pixel (kitty), half blocks elsewhere, nothing when not a terminal")
+        func generateInline() throws {
+            guard FileManager.default.isExecutableFile(atPath: E2E.binary) else { print("skipping: \(E2E.binary) is not built"); return }
+            let dir = E2E.tempDir("gen-inline")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let tiny = E2E.repo.appendingPathComponent("Tests/Fixtures/tiny-kolors").path
+            func generate(_ name: String, answer: String, env extra: [String: String] = [:]) throws -> (PtyStudio, RGBImage?) {
+                let out = dir + "/\(name).png"
+                let s = try PtyStudio(args: [E2E.binary, "generate", "--model", tiny, "--prompt", "a red fox", "--steps", "2", "--width", "32",
+                                             "--height", "48", "--seed", "1", "--variant", "full", "--output", out, "--preview-in-terminal"],
+                                      environment: ["TERM": "xterm-256color", "HOME": dir, "LANG": "C.UTF-8", "PATH": "/usr/bin:/bin"].merging(extra) { $1 },
+                                      da1Answer: answer)
+                s.waitFor(out, timeout: 60)
+                #expect(s.stop() == 0)
+                return (s, try? PNGFile.read(out).image)
+            }
+            // kitty: the transmitted pixels are the PNG's
+            let (k, png) = try generate("kitty", answer: "\u{1B}P>|kitty(0.35.2)\u{1B}\\\u{1B}_Gi=31;OK\u{1B}\\\u{1B}[?62;c")
+            let saved = try #require(png)
+            let cmds = GraphicsDecoder.kittyCommands(k.output).filter { $0.control["a"] != "q" && $0.control["i"] != "31" }
+            let img = try #require(GraphicsDecoder.kittyImage(cmds), "a kitty image in the output")
+            #expect(img.control["s"] == "32" && img.control["v"] == "48" && img.rgb == saved.pixels, "the finished image, unscaled")
+            let text = String(decoding: k.output, as: UTF8.self)
+            if let at = text.range(of: "\u{1B}_Ga=T"), let path = text.range(of: dir + "/kitty.png", options: .backwards) {
+                #expect(at.lowerBound < path.lowerBound, "the image comes before the path line")
+            }
+            // a terminal without graphics: 24-bit half blocks, as many rows as half the height
+            let (x, _) = try generate("blocks", answer: "\u{1B}P>|XTerm(379)\u{1B}\\\u{1B}[?63;1;2;6c")
+            let xt = String(decoding: x.output, as: UTF8.self)
+            #expect(xt.components(separatedBy: "▀").count - 1 == 32 * 24, "32×24 half-block cells")
+            #expect(!xt.contains("\u{1B}_Ga=T") && !xt.contains("\u{1B}]1337"))
+            // KOLORS_PREVIEW=iterm forces iTerm2 images: a PNG of the same pixels
+            let (i, png2) = try generate("iterm", answer: "\u{1B}[?62;c", env: ["KOLORS_PREVIEW": "iterm"])
+            let it = try #require(GraphicsDecoder.iterm(i.output))
+            #expect(it.image.pixels == png2?.pixels)
+            // not a terminal (output to a file): no image at all
+            let (rc, plain) = E2E.run([E2E.binary, "generate", "--model", tiny, "--prompt", "x", "--steps", "1", "--width", "32", "--height", "32",
+                                       "--variant", "full", "--output", dir + "/plain.png", "--preview-in-terminal"],
+                                      environment: ["TERM": "xterm-kitty", "KITTY_WINDOW_ID": "1", "HOME": dir, "PATH": "/usr/bin:/bin"], timeout: 60)
+            #expect(rc == 0 && plain.contains("plain.png"), "\(plain)")
+            #expect(!plain.contains("\u{1B}_G") && !plain.contains("▀") && !plain.contains("1337"))
+        }
     }
 }
