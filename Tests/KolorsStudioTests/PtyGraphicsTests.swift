@@ -40,8 +40,13 @@ extension TerminalEndToEnd {
             let start = s.output.count
             s.send("a cat\u{7}")
             s.waitFor("saved 00001", from: start, timeout: 20)
-            usleep(300_000)
-            s.pump()
+            // every image that started has its last chunk (m=0) (on a loaded machine the last may still be going out)
+            func complete() -> Bool {
+                let t = String(decoding: s.output[start...], as: UTF8.self)
+                return t.components(separatedBy: "\u{1B}_Ga=T").count == t.components(separatedBy: "m=0").count
+            }
+            let until = Date().addingTimeInterval(10)
+            repeat { usleep(100_000); s.pump() } while !complete() && Date() < until
             let out = Array(s.output[start...])
             let cmds = GraphicsDecoder.kittyCommands(out)
             // group chunks into images: a transmit starts with a=T and ends with m=0
@@ -130,8 +135,13 @@ extension TerminalEndToEnd {
             let start = s.output.count
             s.send("a cat\u{7}")
             s.waitFor("saved 00001", from: start, timeout: 20)
-            usleep(300_000)
-            s.pump()
+            // every image that started has ended (the last one may still be going out on a loaded machine)
+            func counts() -> (Int, Int) {
+                let t = String(decoding: s.output[start...], as: UTF8.self)
+                return (t.components(separatedBy: "\u{1B}]1337;File=").count, t.components(separatedBy: "\u{07}\u{1B}8").count)
+            }
+            let until = Date().addingTimeInterval(10)
+            repeat { usleep(100_000); s.pump() } while counts().0 != counts().1 && Date() < until
             let text = String(decoding: s.output[start...], as: UTF8.self)
             let pieces = text.components(separatedBy: "\u{1B}]1337;File=").dropFirst()
             #expect(pieces.count >= 2, "\(pieces.count) images")
