@@ -35,6 +35,7 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/Shims/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CLibPNG", path: "Sources/Shims/CLibPNG", pkgConfig: "libpng16",
                        providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/Shims/CZlib", providers: [.apt(["zlib1g-dev"])]),
 
         // ---- our C helpers -----------------------------------------------------------------
         .target(name: "CKolorsKernels", cSettings: optimisedC, linkerSettings: [.linkedLibrary("m")]),
@@ -51,7 +52,8 @@ let package = Package(
                 swiftSettings: optimised),
 
         // ---- terminal and studio ---------------------------------------------------------
-        .target(name: "KolorsTerminal", dependencies: ["CNcursesw", "CSixel"]),
+        // sixel (libsixel), kitty graphics (zlib) and iTerm2 inline images: encoders, no I/O.
+        .target(name: "KolorsTerminal", dependencies: ["CNcursesw", "CSixel", "CZlib"]),
         // Pure studio logic: state, reducer, editor, layout, themes, gallery. No terminal I/O.
         .target(name: "KolorsStudioCore", dependencies: ["KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
         // The ncurses application: drawing, input loop, signals, background generation, sixel.
@@ -79,7 +81,7 @@ let package = Package(
         ]),
         .testTarget(name: "CLITests", dependencies: ["KolorsTestSupport", "KolorsPipelines", "KolorsImageIO", "KolorsEngine"]),
         .testTarget(name: "KolorsStudioTests", dependencies: [
-            "KolorsStudioCore", "KolorsStudio", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal",
+            "KolorsStudioCore", "KolorsStudio", "KolorsPipelines", "KolorsImageIO", "KolorsEngine", "KolorsTerminal", "CZlib",
         ]),
     ]
 )

@@ -49,6 +49,7 @@ final class Painter {
         firstBlockPair = next
         nextBlockPair = next
         blockPairs = [:]
+        placeholderPairs = [:]
         // the background of the whole screen
         if let base = rolePairs[.base] {
             wbkgdset(kc_stdscr(), chtype(base.attrs) | chtype(kc_color_pair(Int32(base.pair))))
@@ -109,6 +110,28 @@ final class Painter {
     }
 
     private var fittedCache: [String: RGBImage] = [:]
+
+    // MARK: kitty Unicode placeholders
+
+    private var placeholderPairs: [UInt32: Int32] = [:]
+
+    /// Draws one kitty placeholder cell: `scalars` (U+10EEEE and its diacritics) with the image id
+    /// as foreground colour (256-colour index, or the RGB value 0x0000id on direct-colour terminals:
+    /// both read back as the id) on the default background.
+    @discardableResult
+    func drawPlaceholder(_ scalars: [UInt32], x: Int, y: Int, id: UInt32) -> Bool {
+        guard colors >= 256, id < 256, id >= 16 else { return false }
+        let pair: Int32
+        if let p = placeholderPairs[id] { pair = p } else {
+            guard Int(nextBlockPair) < pairCount else { return false }
+            pair = nextBlockPair
+            nextBlockPair += 1
+            _ = kc_init_pair(pair, Int32(id), -1)
+            placeholderPairs[id] = pair
+        }
+        var wbuf = scalars.prefix(5).map { wchar_t(bitPattern: $0) }
+        return kc_mvadd_cluster(kc_stdscr(), Int32(y), Int32(x), &wbuf, Int32(wbuf.count), kc_a_normal(), pair) != ERR
+    }
 
     /// Draws `image` in `rect` with upper-half blocks: each cell shows two pixels (fg = top, bg = bottom).
     /// `key` identifies the image for caching its resized version.

@@ -85,15 +85,20 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
     }
 
 
-    // Preview mode: flag, then KOLORS_PREVIEW, then DA1 detection.
+    // Preview protocol: flag, then KOLORS_PREVIEW, then detection (environment, XTVERSION, kitty query, DA1).
     let envMode = env["KOLORS_PREVIEW"].flatMap { PreviewMode(rawValue: $0.lowercased()) }
-    let needProbe = options.preview == .auto ? (envMode == nil || envMode == .auto || envMode == .sixel) : options.preview == .sixel
+    let explicit = options.preview != .auto ? options.preview : (envMode ?? .auto)
+    // forced graphics still probe: the cell size and (in tmux) the outer terminal are needed
+    let needProbe = explicit == .auto || explicit.isGraphics
     let caps = needProbe ? TerminalProbe.query(environment: env) : TerminalCapabilities()
-    let mode = TerminalProbe.resolve(flag: options.preview, environment: env, caps: caps)
+    let choice = TerminalProbe.choose(flag: options.preview, environment: env, caps: caps)
+    let mode = choice.mode
     let log = DebugLog(path: env["KOLORS_STUDIO_LOG"])
     log.write("terminal TERM=\(term ?? "") tmux=\(caps.tmux) da1=\(caps.da1.map { "\($0)" } ?? "none") sixel=\(caps.sixel) "
-              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0)")
-    log.write("preview mode=\(mode.rawValue) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset"))")
+              + "xtversion=\(caps.xtversion ?? "none") kitty-query=\(caps.kittyGraphics) "
+              + "cell=\(caps.cellWidth ?? 0)x\(caps.cellHeight ?? 0) probe=\(caps.probeMilliseconds) ms"
+              + (caps.tmuxInfo.map { " tmux=\($0.version) outer=\($0.clientTermName)/\($0.clientTermType) passthrough=\($0.passthrough)" } ?? ""))
+    log.write("preview mode=\(mode.rawValue) label=\(choice.label) (flag \(options.preview.rawValue), KOLORS_PREVIEW=\(env["KOLORS_PREVIEW"] ?? "unset")): \(choice.reason)")
 
     kc_install_crash_restore(1)
     defer { kc_remove_crash_restore() }
@@ -108,7 +113,7 @@ public func runStudio(options: StudioOptions, makeGenerator: @escaping Generator
         app?.shutdownTerminal()
         screen.stop()
     }
-    app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, mode: mode,
+    app = StudioApp(screen: screen, options: options, theme: theme, themes: themes, sessionPath: sessionPath, choice: choice,
                     caps: caps, factory: makeGenerator, log: log)
     let code = app!.run()
     let sig = stopSignal.load(ordering: .relaxed)
@@ -126,8 +131,10 @@ final class StudioApp {
     let service: GenerationService
     let images: ImageStore
     let painter: Painter
-    let sixel: SixelPresenter?
+    /// Pixel images (kitty, iTerm2 or sixel); nil for half blocks and no previews.
+    let graphics: ImagePresenter?
     let mode: PreviewMode
+    let choice: GraphicsChoice
     let io = DispatchQueue(label: "kolors.studio.io", qos: .utility)
     /// Reading a session (journal, PNG metadata) can take long for big or odd sessions: apart from
     /// `io`, so loading parameters, previews and reference checks never wait behind it.
@@ -150,30 +157,39 @@ final class StudioApp {
 
     let log: DebugLog
 
-    init(screen: CursesScreen, options: StudioOptions, theme: Theme, themes: ThemeLibrary, sessionPath: String, mode: PreviewMode,
+    init(screen: CursesScreen, options: StudioOptions, theme: Theme, themes: ThemeLibrary, sessionPath: String, choice: GraphicsChoice,
          caps: TerminalCapabilities, factory: @escaping GeneratorFactory, log: DebugLog) {
         self.log = log
         self.screen = screen
         self.options = options
         self.theme = theme
         self.themes = themes
-        self.mode = mode
+        self.mode = choice.mode
+        self.choice = choice
         self.factory = factory
         service = GenerationService(mailbox: mailbox)
         images = ImageStore(mailbox: mailbox)
         painter = Painter()
-        if mode == .sixel {
-            let budget = options.environment["KOLORS_SIXEL_BUDGET"].flatMap(Double.init) ?? 4_000_000
-            sixel = SixelPresenter(outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
-                                   tmuxPassthrough: (caps.tmux || options.environment["TMUX"] != nil) && !caps.sixel,
-                                   budget: budget, log: log, onEncoded: { [mailbox] in mailbox.post(.imageReady) })
+        let kind: ImagePresenter.Kind? = switch choice.mode {
+        case .sixel: .sixel
+        case .kitty: .kitty
+        case .iterm: .iterm
+        default: nil
+        }
+        if let kind {
+            // sixel inside a tmux that draws sixel itself needs no passthrough
+            let passthrough = choice.tmuxPassthrough && !(kind == .sixel && caps.sixel)
+            graphics = ImagePresenter(kind: kind, outFD: 1, cellWidth: caps.cellWidth ?? 10, cellHeight: caps.cellHeight ?? 20,
+                                      tmuxPassthrough: passthrough, placeholders: choice.kittyPlaceholders,
+                                      budget: ImagePresenter.budget(environment: options.environment), log: log,
+                                      onEncoded: { [mailbox] in mailbox.post(.imageReady) })
         } else {
-            sixel = nil
+            graphics = nil
         }
         session = GallerySession(directory: sessionPath)
         let seed = UInt64(UInt32(truncatingIfNeeded: getpid())) << 32 ^ UInt64(Date().timeIntervalSince1970 * 1000)
         state = StudioState(width: screen.columns, height: screen.lines, sessionPath: sessionPath, themeName: theme.name,
-                            themeNames: themes.names(), previewMode: mode.rawValue, randomSeed: seed)
+                            themeNames: themes.names(), previewMode: choice.label, randomSeed: seed)
         painter.apply(theme: theme)
         setupTerminal()
     }
@@ -191,6 +207,7 @@ final class StudioApp {
     }
 
     func shutdownTerminal() {
+        graphics?.deleteAll()
         writeRaw("\u{1B}[?2004l")
     }
 
@@ -219,14 +236,14 @@ final class StudioApp {
                 dispatch(.tick(now: now.timeIntervalSince(clock0), rssBytes: Self.residentBytes()))
             }
             updateTokenCounts()
-            if let sixel, sixel.isWriting {
-                // a sixel frame is still going out: keep handling keys, repaint when it is done
-                sixel.flush(timeout: 0.015)
+            if let graphics, graphics.isWriting {
+                // an image is still going out: keep handling keys, repaint when it is done
+                graphics.flush(timeout: 0.015)
                 continue
             }
-            if dirty || sixel?.pending == true { render() }
+            if dirty || graphics?.pending == true { render() }
         }
-        sixel?.finish()
+        graphics?.finish()
         service.cancelAll()
         _ = service.drain(timeout: 1.0)
         return 0
@@ -236,8 +253,8 @@ final class StudioApp {
         var batch: [RawInput] = []
         var ch: wint_t = 0
         var first = true
-        // while a sixel frame drains, poll input briefly instead of waiting the full 20 ms
-        wtimeout(kc_stdscr(), sixel?.isWriting == true ? 2 : 20)
+        // while an image drains, poll input briefly instead of waiting the full 20 ms
+        wtimeout(kc_stdscr(), graphics?.isWriting == true ? 2 : 20)
         while true {
             if !first { wtimeout(kc_stdscr(), 0) }
             let rc = wget_wch(kc_stdscr(), &ch)
@@ -468,7 +485,8 @@ final class StudioApp {
     /// normal screen), stop; on `fg` (SIGCONT) take it again and repaint everything.
     func suspend() {
         log.write("suspend")
-        sixel?.finish()
+        graphics?.finish()
+        graphics?.deleteAll()
         writeRaw("\u{1B}[?2004l")
         _ = endwin()
         kc_remove_crash_restore()
@@ -522,11 +540,14 @@ final class StudioApp {
                 }
             }
         }
-        if let sixel, sixel.needsClear(for: placements) { clearNext = true }
+        if let graphics {
+            if graphics.needsClear(for: placements) { clearNext = true }
+            for c in graphics.placeholderCells(for: placements) { painter.drawPlaceholder(c.scalars, x: c.x, y: c.y, id: c.id) }
+        }
         if clearNext {
             clearNext = false
             _ = clearok(kc_curscr(), true)
-            sixel?.forget()
+            graphics?.forget()
         }
         if let c = frame.cursor {
             _ = curs_set(1)
@@ -535,7 +556,7 @@ final class StudioApp {
             _ = curs_set(0)
         }
         _ = wrefresh(kc_stdscr())
-        sixel?.present(placements)
+        graphics?.present(placements)
     }
 
     func drawNote(_ text: String, in r: Rect) {

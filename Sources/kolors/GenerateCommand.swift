@@ -5,6 +5,7 @@ import KolorsEngine
 import KolorsImageIO
 import KolorsModels
 import KolorsPipelines
+import KolorsStudio
 
 /// `kolors generate`: text-to-image or image-to-image on the command line.
 struct GenerateCommand: ParsableCommand {
@@ -108,6 +109,9 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(name: .long, help: "Step caching, an approximation for drafts: off (default), or deep:N (DeepCache: the whole UNet every N-th step, only its shallow path in between; N 2…10).")
     var cache: String = "off"
+
+    @Flag(name: .long, help: "Also show each finished image in the terminal (kitty graphics, iTerm2 images, sixel or half blocks, detected like the studio; KOLORS_PREVIEW overrides).")
+    var previewInTerminal = false
 
     /// A1111's prompt tags for LoRAs: `<lora:name:weight>` (name = file name without extension).
     static func loraTags(_ loras: [LoRAInput]) -> String {
@@ -251,12 +255,19 @@ struct GenerateCommand: ParsableCommand {
             record.precision = engine.precision.resolved.rawValue
             save(paths[i]) { path in
                 try PNGFile.write(img, to: path, texts: ImageMetadata.texts(for: record), overwrite: overwrite)
+                if previewInTerminal { showInTerminal(img) }
                 print(path)
             }
         }
         if !rescued.isEmpty {
             throw GenerationError("\(rescued.count) file(s) could not be written where asked: \(rescued.joined(separator: ", "))")
         }
+    }
+
+    /// The image below the cursor, on standard output when it is a terminal, else on standard error.
+    func showInTerminal(_ img: RGBImage) {
+        fflush(nil)
+        if InlineImage.show(img, outFD: 1) == nil { InlineImage.show(img, outFD: 2) }
     }
 
     static func defaultOutput(seed: UInt64) -> String {

@@ -18,8 +18,10 @@ struct StudioCommand: ParsableCommand {
         Ctrl-N messages · F1 help (every key) · Ctrl-Q quit.
         Images are saved with their parameters into the session folder (default: \
         $XDG_DATA_HOME/kolors-studio/sessions/<time>, or ~/.local/share/kolors-studio/sessions/<time>).
-        The preview uses sixel graphics where the terminal has them and Unicode half blocks elsewhere; \
-        KOLORS_PREVIEW=sixel|blocks|none overrides the detection (the --preview flag wins over it).
+        The preview uses the terminal's graphics: the kitty protocol (kitty, Ghostty, Konsole), iTerm2 \
+        inline images (iTerm2, WezTerm, VS Code) or sixel (xterm -ti vt340, foot, mlterm …), also inside \
+        tmux (allow-passthrough on), else Unicode half blocks; KOLORS_PREVIEW=kitty|iterm|sixel|blocks|none \
+        overrides the detection (the --preview flag wins over it).
 
         IP-Adapter and LoRAs: --ip-adapter turns on the Reference image field (a PNG path, with a \
         thumbnail) and its IP scale; --lora preloads the LoRA list, whose entries the studio edits \
@@ -38,7 +40,7 @@ struct StudioCommand: ParsableCommand {
     @Option(help: "Session folder for this run's images (reopening one restores its history).")
     var session: String?
 
-    @Option(help: "Preview drawing: auto, sixel, blocks or none.")
+    @Option(help: "Preview drawing: auto, kitty, iterm, sixel, blocks or none.")
     var preview: PreviewMode = .auto
 
     @Option(help: "Colour theme: dark, light, high-contrast, or a path to a .theme file (F2 switches).")

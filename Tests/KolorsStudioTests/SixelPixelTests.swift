@@ -140,7 +140,7 @@ extension TerminalEndToEnd {
 
         @Test("tmux passthrough doubles every ESC inside the DCS wrapper")
         func tmuxWrap() {
-            let wrapped = SixelPresenter.tmuxWrap([0x1B, 0x50, 0x71, 0x1B, 0x5C])
+            let wrapped = ImagePresenter.tmuxWrap([0x1B, 0x50, 0x71, 0x1B, 0x5C])
             #expect(wrapped == Array("\u{1B}Ptmux;".utf8) + [0x1B, 0x1B, 0x50, 0x71, 0x1B, 0x1B, 0x5C] + [0x1B, 0x5C])
         }
     }
