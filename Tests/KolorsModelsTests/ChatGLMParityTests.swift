@@ -108,6 +108,39 @@ struct ChatGLMInt8Tests {
     }
 }
 
+/// bf16 weights cached on disk (`--text-encoder-precision bf16`).
+@Suite("ChatGLM bf16 weight cache")
+struct ChatGLMBF16CacheTests {
+    @Test("written once, then mapped as bf16; on bf16 compute the same result as the fp16 weights (the same rounding)")
+    func cache() throws {
+        let dir = try TemporaryDirectory()
+        let fp32 = try Fixtures.References("text_encoder.safetensors")
+        let model = try DiffusersModel(Fixtures.tinyKolors)
+        func run(_ precision: TextEncoderPrecision, _ backend: ComputeBackend) throws -> Tensor {
+            let e = try ChatGLMModel.load(from: model, variant: .fp16, precision: precision, cacheDirectory: dir.path, backend: backend)
+            return try e.encode(inputIds: try fp32.ints("input_ids"), attentionMask: try fp32.ints("attention_mask"),
+                                positionIds: try fp32.ints("position_ids")).promptEmbeds
+        }
+        let bf16 = OneDNNBackend(.bf16)
+        let cached = try run(.bf16, bf16)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/bf16")
+        #expect(files.count == 1 && files[0].hasPrefix("text_encoder-"))
+        let path = dir.path + "/bf16/" + files[0]
+        let file = try SafetensorsFile(path: path)
+        #expect(file.info("encoder.layers.0.self_attention.query_key_value.weight")?.dtype == .bf16)
+        let written = try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date
+        // fp16 → bf16 rounds the same whether done once into the cache or per product: equal up
+        // to the order of float32 sums.
+        #expect(relativeError(cached, try run(.fp16, bf16)) <= 1e-5)
+        #expect(relativeError(try run(.bf16, bf16), cached) <= 1e-6)
+        #expect(try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date == written, "rewritten")
+        // in float32 the cached weights are the bf16-rounded ones: close to fp16, not equal
+        let rounded = try run(.bf16, Backends.float32), exact = try run(.fp16, Backends.float32)
+        let e = relativeError(rounded, exact)
+        #expect(e > 1e-6 && e < 2e-2, "bf16-rounded weights in float32: \(e)")
+    }
+}
+
 /// EXPERIMENTAL W8A8 text encoder: the embedding error it causes on the tiny model.
 @Suite("ChatGLM int8-w8a8 (experimental)", .enabled(if: W8A8Backend.isAvailable))
 struct ChatGLMW8A8Tests {

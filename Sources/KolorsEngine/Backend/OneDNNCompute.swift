@@ -432,6 +432,29 @@ public final class OneDNNCompute: @unchecked Sendable {
     private func streamedLinear(_ x: Tensor, weight: Weight, bias: Tensor?, residual: Tensor?,
                                 m: Int, k: Int, n: Int, outShape: [Int]) throws -> Tensor {
         streamedCalls += 1
+        // A weight already stored as bf16 (a mapped bf16 cache) is read by the primitive as it
+        // is: one product over the whole matrix, no conversion.
+        if dataType == .bf16, case .mapped(let mapped) = weight.storage, mapped.dtype == .bf16 {
+            let srcMD = Self.desc([m, k], dnnl_bf16, dnnl_ab), wMD = Self.desc([k, n], dnnl_bf16, dnnl_ba)
+            let dstMD = Self.desc([m, n], dnnl_f32, dnnl_ab), biasMD = Self.desc([1, n], dnnl_f32, dnnl_ab)
+            let key = "mapped bf16 matmul \(m)×\(k)×\(n) bias:\(bias != nil) residual:\(residual != nil)"
+            let p = try create(key, residual: residual != nil ? dstMD : nil, { raw in
+                var s = srcMD, w = wMD, b = biasMD, d = dstMD
+                let md = raw.assumingMemoryBound(to: dnnl_matmul_desc_t.self)
+                return bias != nil ? dnnl_matmul_desc_init(md, &s, &w, &b, &d) : dnnl_matmul_desc_init(md, &s, &w, nil, &d)
+            }, descSize: MemoryLayout<dnnl_matmul_desc_t>.size)
+            let src = bf16Activations(x)
+            let y = Tensor(shape: outShape, zeroed: false)
+            var args: [(Int32, Memory)] = [
+                (DNNL_ARG_SRC, Memory(srcMD, engine, src!.pointer)),
+                (DNNL_ARG_WEIGHTS, Memory(wMD, engine, UnsafeMutableRawPointer(mutating: mapped.data))),
+                (DNNL_ARG_DST, Memory(dstMD, engine, UnsafeMutableRawPointer(y.pointer))),
+            ]
+            if let bias { args.append((DNNL_ARG_BIAS, Memory(biasMD, engine, UnsafeMutableRawPointer(bias.pointer)))) }
+            if let residual { args.append((Self.residualArg, Memory(dstMD, engine, UnsafeMutableRawPointer(residual.pointer)))) }
+            try execute(p, args)
+            return y
+        }
         let blockRows = max(1, min(n, streamBlockBytes / max(1, k * elementBytes)))
         let srcMD = Self.desc([m, k], dnnlType, dnnl_ab)
         let src = bf16Activations(x)

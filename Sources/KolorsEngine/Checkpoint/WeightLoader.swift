@@ -20,6 +20,9 @@ public struct WeightPolicy: @unchecked Sendable {
     public var int8: ((String) -> Bool)?
     /// Already quantized matrices by name (an `Int8WeightCache` file), used instead of quantizing.
     public var int8Cached: ((String) -> Int8Matrix?)?
+    /// A stored replacement by name and shape (a cache of converted weights, e.g. bf16), used
+    /// instead of the checkpoint's tensor where it has one.
+    public var replacement: ((String, [Int]) -> Weight?)?
 
     public init(residency: WeightResidency = .float32, usedOncePerRun: Bool = false, int8: ((String) -> Bool)? = nil,
                 int8Cached: ((String) -> Int8Matrix?)? = nil) {
@@ -114,6 +117,7 @@ public final class WeightLoader: @unchecked Sendable {
             return o
         }
         let m = try locate(name, shape: shape)
+        if let r = policy.replacement?(name, shape) { return r }
         if shape.count == 2, policy.int8?(name) == true {
             if let cached = policy.int8Cached?(name), cached.rows == shape[0], cached.cols == shape[1] {
                 return Weight(int8: cached, usedOncePerRun: once)

@@ -19,6 +19,10 @@ public enum TextEncoderPrecision: String, Sendable, CaseIterable {
     /// EXPERIMENTAL: int8 weights and 7-bit per-token activations, integer products on oneDNN
     /// (`W8A8Backend`): faster, less accurate (the tests report the error).
     case int8W8A8 = "int8-w8a8"
+    /// The matrices rounded to bf16 once and cached on disk (`BF16WeightCache`, 12.4 GB), mapped
+    /// from then on: with `--precision bf16` the products read them directly, no per-prompt
+    /// conversion. The rounding is the one bf16 compute makes anyway.
+    case bf16
 
     /// Whether the weights are int8.
     public var isInt8: Bool { self != .fp16 }
@@ -67,6 +71,19 @@ public final class ChatGLMModel: @unchecked Sendable {
         var policy = WeightPolicy(residency: residency, usedOncePerRun: true)
         if precision.isInt8 { policy.int8 = { GLMBlock.isQuantized($0) } }
         if let cached { policy.int8Cached = { name in Int8WeightCache.matrix(name, in: cached) } }
+        if precision == .bf16, let cacheDirectory {
+            let bf16 = BF16WeightCache(directory: cacheDirectory, archive: archive)
+            if bf16.open() == nil {
+                let names = archive.names.filter {
+                    GLMBlock.isQuantized($0.hasPrefix("transformer.") ? String($0.dropFirst("transformer.".count)) : $0)
+                }
+                try bf16.write(names, from: archive)
+            }
+            guard let file = bf16.open() else { throw CheckpointError("text_encoder: the bf16 weight cache \(bf16.path) cannot be read") }
+            policy.replacement = { name, shape in
+                ChatGLMConfig.weightAliases(name).lazy.compactMap { BF16WeightCache.matrix($0, shape: shape, in: file) }.first
+            }
+        }
         let loader = WeightLoader(component: "text_encoder", archive: archive, policy: policy,
                                   aliases: ChatGLMConfig.weightAliases)
         var backend = backend

@@ -41,7 +41,7 @@ public final class PromptEncoder: @unchecked Sendable {
     /// Loads the encoder, encodes, and lets it go (its memory map closes on return).
     private func runEncoder(_ texts: [String], cancel: CancellationToken?) throws -> TextEncoding {
         let encoder = try ChatGLMModel.load(from: model, variant: variant, precision: precision,
-                                            cacheDirectory: precision.isInt8 ? Int8WeightCache.defaultDirectory : nil,
+                                            cacheDirectory: precision == .fp16 ? nil : Int8WeightCache.defaultDirectory,
                                             backend: backend)
         encoderLoads += 1
         let batch = tokenizer(texts, maxLength: 256)
