@@ -172,11 +172,14 @@ struct UNetBench: ParsableCommand {
         """)
     var keepConditioning = false
 
+    @Flag(name: .long, help: "EXPERIMENTAL: the transformer blocks' linear layers as int8 weights × 7-bit activations on oneDNN (W8A8).")
+    var w8a8 = false
+
     func run() throws {
         EngineThreads.configure(options.engine.threads)
         let backend = options.makeBackend()
         let model = try DiffusersModel(options.model)
-        let unet = try UNet2DConditionModel.load(from: model, backend: backend)
+        let unet = try UNet2DConditionModel.load(from: model, w8a8: w8a8, backend: backend)
         let c = unet.config
         let (h, w, b) = (options.height / 8, options.width / 8, options.batch)
         var g = SystemRandomNumberGenerator()

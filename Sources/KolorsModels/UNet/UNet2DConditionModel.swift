@@ -94,16 +94,28 @@ public final class UNet2DConditionModel: @unchecked Sendable {
     /// `loras` are merged into float32 copies of the layers they target (the files on disk and
     /// every other layer stay as they are): W + Σ weight·scale·(α/r)·B·A, as diffusers' PEFT
     /// layers compute W·x + Σ weight·scale·(α/r)·B(A·x).
+    /// `w8a8` (EXPERIMENTAL): the transformer blocks' linear layers quantized to int8 (per-row
+    /// scales) at load and run as u8 × s8 integer products on oneDNN with 7-bit per-token
+    /// activations (`W8A8Backend` over `backend`); everything else as `backend` computes it.
     public static func load(from model: DiffusersModel, variant: WeightVariant = .fp16,
                             residency: WeightResidency = .mapped, loras: [(file: LoRAFile, weight: Float)] = [],
-                            loraScale: Float = 1,
+                            loraScale: Float = 1, w8a8: Bool = false,
                             backend: ComputeBackend = Backends.float32) throws -> UNet2DConditionModel {
         let config = try model.config("unet", as: UNet2DConditionConfig.self)
         let archive = try model.weights("unet", variant: variant)
         let overrides = try LoRAMerger.mergedWeights(loras.map { ($0.file, $0.weight * loraScale) }, into: archive,
                                                       component: "unet", backend: backend)
-        let loader = WeightLoader(component: "unet", archive: archive, residency: residency, overrides: overrides)
-        return try UNet2DConditionModel(config: config, weights: loader, backend: backend)
+        var policy = WeightPolicy(residency: residency)
+        var compute = backend
+        if w8a8 {
+            guard W8A8Backend.isAvailable else {
+                throw UnsupportedConfiguration("int8-w8a8 needs oneDNN's int8 kernels, which this CPU lacks")
+            }
+            policy.int8 = { $0.contains(".transformer_blocks.") && $0.hasSuffix(".weight") }
+            compute = W8A8Backend(base: backend)
+        }
+        let loader = WeightLoader(component: "unet", archive: archive, policy: policy, overrides: overrides)
+        return try UNet2DConditionModel(config: config, weights: loader, backend: compute)
     }
 
     /// DeepCache's branch 0 here (`cache_layer_id` 0, `cache_block_id` 0 of the paper's SDXL
